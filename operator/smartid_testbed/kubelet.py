@@ -1,0 +1,550 @@
+"""The kubelet stand-in: a Node, a hostPath volume provisioner, and two kinds of pod.
+
+No container runtime runs on these machines, so this plays kubelet for the pods the test bed
+needs, with real processes:
+
+* ``mongo`` image: a FerretDB process (MongoDB wire protocol, SQLite) on a stable loopback
+  address per pod (``127.B.C.N:27017``, see ``AddressBook``), its data in the directory of the
+  pod's PersistentVolume, so data survives scale 0 -> 1.  Ready once it answers ``ping``;
+  SIGTERM then SIGKILL when the pod is deleted, so an outage is real: connections are refused.
+* the operator's image: the container's command and args run locally in the project's
+  environment, with the pod's env (Secrets and ConfigMaps resolved) and ``KUBECONFIG`` for the
+  pod's ServiceAccount, so RBAC holds; the exit code becomes the pod's phase.
+* any other image stays Pending with an ``ImageNotRunnable`` event.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import logging
+import os
+import random
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pymongo
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from smartid_testbed import binaries, podspec
+from smartid_testbed.processes import Child
+
+log = logging.getLogger("smartid_testbed.kubelet")
+
+NODE_NAME = "smartid-testbed"
+PROVISIONER = "smartid.io/testbed-hostpath"
+STORAGE_CLASS = "standard"
+MONGO_PORT = 27017
+Obj = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AddressBook:
+    """Stable loopback addresses per pod (``namespace/name``), like a StatefulSet pod's DNS name.
+
+    The map is a JSON file (``addresses.json`` in the test bed's work directory), so a person or
+    a test can look up, or reserve before the pod exists, where a pod's server listens.  The
+    block ``127.B.C.0/24`` is picked at random per test bed so two test beds on one machine do
+    not collide.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        if path.exists():
+            state = json.loads(path.read_text())
+        else:
+            state = {"block": f"127.{random.randint(2, 250)}.{random.randint(0, 255)}",
+                     "pods": {}}
+        self._block: str = state["block"]
+        self._pods: dict[str, str] = state["pods"]
+        self._save()
+
+    def address(self, namespace: str, name: str) -> str:
+        key = f"{namespace}/{name}"
+        with self._lock:
+            if key not in self._pods:
+                used = set(self._pods.values())
+                for n in range(2, 255):
+                    candidate = f"{self._block}.{n}"
+                    if candidate not in used and _port_free(candidate, MONGO_PORT):
+                        self._pods[key] = candidate
+                        break
+                else:
+                    raise RuntimeError(f"no free loopback address left in {self._block}.0/24")
+                self._save()
+            return self._pods[key]
+
+    def _save(self) -> None:
+        self.path.write_text(json.dumps({"block": self._block, "pods": self._pods}, indent=2))
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def mongo_ping(address: str, timeout_ms: int = 1000) -> bool:
+    with pymongo.MongoClient[dict[str, Any]](
+            address, MONGO_PORT, serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms, directConnection=True) as mc:
+        try:
+            return bool(mc.admin.command("ping").get("ok"))
+        except pymongo.errors.PyMongoError:
+            return False
+
+
+class KubeletStandIn:
+    def __init__(self, kubeconfig: Path, workdir: Path, *, node_name: str = NODE_NAME,
+                 operator_images: frozenset[str] = podspec.OPERATOR_IMAGES,
+                 mint_kubeconfig: Callable[[str, str, Path], Path] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.node_name = node_name
+        self.operator_images = operator_images
+        self.mint_kubeconfig = mint_kubeconfig
+        self.addresses = AddressBook(workdir / "addresses.json")
+        self.volumes = workdir / "volumes"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pods: dict[str, _PodWorker] = {}
+        self._pods_lock = threading.Lock()
+
+    def api(self) -> client.CoreV1Api:
+        return client.CoreV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.volumes.mkdir(parents=True, exist_ok=True)
+        self._ensure_storage_class()
+        self._register_node()
+        for target, name in ((self._heartbeat, "heartbeat"), (self._watch_pods, "pods"),
+                             (self._watch_claims, "claims")):
+            thread = threading.Thread(target=target, name=f"kubelet-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._pods_lock:
+            workers = list(self._pods.values())
+        for worker in workers:
+            worker.shutdown(delete_pod=False)
+        for thread in self._threads:
+            # Watch threads leave at their next event or when the API server goes away.
+            thread.join(timeout=0.5)
+
+    # -- node -----------------------------------------------------------------------------------
+
+    def _node_status(self) -> Obj:
+        now = _now()
+        resources = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+        conditions = [
+            {"type": t, "status": "False", "reason": r, "message": "test bed",
+             "lastHeartbeatTime": now, "lastTransitionTime": now}
+            for t, r in (("MemoryPressure", "KubeletHasSufficientMemory"),
+                         ("DiskPressure", "KubeletHasNoDiskPressure"),
+                         ("PIDPressure", "KubeletHasSufficientPID"))
+        ]
+        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
+                           "message": "smartid test-bed kubelet stand-in is posting ready status",
+                           "lastHeartbeatTime": now, "lastTransitionTime": now})
+        return {"capacity": resources, "allocatable": resources, "conditions": conditions,
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                              {"type": "Hostname", "address": self.node_name}],
+                "nodeInfo": {"kubeletVersion": binaries.KUBERNETES_VERSION,
+                             "kubeProxyVersion": binaries.KUBERNETES_VERSION,
+                             "containerRuntimeVersion": "smartid-testbed://1",
+                             "operatingSystem": "linux", "architecture": "amd64",
+                             "osImage": "smartid test bed", "kernelVersion": os.uname().release,
+                             "machineID": "", "systemUUID": "", "bootID": ""}}
+
+    def _register_node(self) -> None:
+        api = self.api()
+        labels = {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": "amd64", "smartid.io/testbed": "true"}
+        try:
+            api.create_node({"apiVersion": "v1", "kind": "Node",
+                             "metadata": {"name": self.node_name, "labels": labels}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        api.patch_node_status(self.node_name, {"status": self._node_status()})
+
+    def _heartbeat(self) -> None:
+        api = self.api()
+        coordination = client.CoordinationV1Api(api.api_client)
+        while True:
+            try:
+                self._renew_lease(coordination)
+                api.patch_node_status(self.node_name, {"status": self._node_status()})
+            except Exception:  # the API server may be going away at shutdown
+                log.debug("heartbeat failed", exc_info=True)
+            if self._stop.wait(10):
+                return
+
+    def _renew_lease(self, coordination: client.CoordinationV1Api) -> None:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {"metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40,
+                         "renewTime": now}}
+        try:
+            coordination.patch_namespaced_lease(self.node_name, "kube-node-lease", body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            coordination.create_namespaced_lease("kube-node-lease", body)
+
+    # -- volumes: a minimal hostPath provisioner, as kind's local-path-provisioner ---------------
+
+    def _ensure_storage_class(self) -> None:
+        storage = client.StorageV1Api(self.api().api_client)
+        body = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": STORAGE_CLASS, "annotations": {
+                    "storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": PROVISIONER, "reclaimPolicy": "Retain",
+                "volumeBindingMode": "Immediate"}
+        try:
+            storage.create_storage_class(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def _watch_claims(self) -> None:
+        api = self.api()
+        for kind, claim in _watch_forever(api.list_persistent_volume_claim_for_all_namespaces,
+                                          self._stop, api.api_client):
+            if kind == "DELETED" or (claim.get("spec") or {}).get("volumeName"):
+                continue
+            class_name = claim["spec"].get("storageClassName")
+            if class_name not in (None, STORAGE_CLASS):
+                continue
+            try:
+                self._provision(api, claim)
+            except ApiException as exc:
+                if exc.status != 409:
+                    log.warning("provisioning %s failed: %s", claim["metadata"]["name"], exc)
+
+    def _provision(self, api: client.CoreV1Api, claim: Obj) -> None:
+        meta = claim["metadata"]
+        path = self.volumes / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
+        path.mkdir(parents=True, exist_ok=True)
+        size = ((claim["spec"].get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        api.create_persistent_volume({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": f"pvc-{meta['uid']}",
+                         "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+            "spec": {"capacity": {"storage": size},
+                     "accessModes": claim["spec"].get("accessModes") or ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain",
+                     "storageClassName": STORAGE_CLASS,
+                     "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+                     "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                  "namespace": meta["namespace"], "name": meta["name"],
+                                  "uid": meta["uid"]}},
+        })
+        log.info("provisioned %s for claim %s/%s", path, meta["namespace"], meta["name"])
+
+    def claim_path(self, api: client.CoreV1Api, namespace: str, claim: str) -> Path | None:
+        try:
+            pvc = api.read_namespaced_persistent_volume_claim(claim, namespace)
+            if not pvc.spec.volume_name:
+                return None
+            pv = api.read_persistent_volume(pvc.spec.volume_name)
+        except ApiException:
+            return None
+        return Path(pv.spec.host_path.path) if pv.spec.host_path else None
+
+    # -- pods -----------------------------------------------------------------------------------
+
+    def _watch_pods(self) -> None:
+        api = self.api()
+        for kind, pod in _watch_forever(api.list_pod_for_all_namespaces, self._stop,
+                                        api.api_client,
+                                        field_selector=f"spec.nodeName={self.node_name}"):
+            uid = pod["metadata"]["uid"]
+            with self._pods_lock:
+                worker = self._pods.get(uid)
+            if kind == "DELETED":
+                if worker:
+                    worker.shutdown(delete_pod=False)
+                continue
+            if pod["metadata"].get("deletionTimestamp"):
+                if worker:
+                    worker.shutdown(delete_pod=True)
+                else:
+                    _force_delete(api, pod)
+                continue
+            phase = (pod.get("status") or {}).get("phase")
+            if worker is None and phase not in ("Succeeded", "Failed"):
+                worker = _PodWorker(self, pod)
+                with self._pods_lock:
+                    self._pods[uid] = worker
+                worker.start()
+
+    def forget(self, uid: str) -> None:
+        with self._pods_lock:
+            self._pods.pop(uid, None)
+
+
+def _watch_forever(list_fn: Callable[..., Any], stop: threading.Event,
+                   api_client: client.ApiClient, **kwargs: Any) -> Iterator[tuple[str, Obj]]:
+    """List then watch, relisting on expiry or error, until ``stop`` is set; yields dicts."""
+    while not stop.is_set():
+        try:
+            listing = list_fn(**kwargs)
+            for item in listing.items:
+                yield "ADDED", api_client.sanitize_for_serialization(item)
+            w = watch.Watch()
+            for event in w.stream(list_fn, resource_version=listing.metadata.resource_version,
+                                  timeout_seconds=30, **kwargs):
+                if stop.is_set():
+                    w.stop()
+                    return
+                yield event["type"], api_client.sanitize_for_serialization(event["object"])
+        except Exception as exc:
+            if stop.is_set():
+                return
+            log.debug("watch restarts after: %s", exc)
+            stop.wait(0.5)
+
+
+def _force_delete(api: client.CoreV1Api, pod: Obj) -> None:
+    """What the kubelet does once containers are gone: the final, zero-grace delete."""
+    meta = pod["metadata"]
+    try:
+        api.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0,
+                                  body=client.V1DeleteOptions(
+                                      grace_period_seconds=0,
+                                      preconditions=client.V1Preconditions(uid=meta["uid"])))
+    except ApiException as exc:
+        if exc.status not in (404, 409):
+            raise
+
+
+class _PodWorker:
+    """Runs one pod's first container until it exits or the pod is deleted."""
+
+    def __init__(self, kubelet: KubeletStandIn, pod: Obj) -> None:
+        self.kubelet = kubelet
+        self.pod = pod
+        self.meta = pod["metadata"]
+        self.container = pod["spec"]["containers"][0]
+        self.kind = podspec.workload_kind(self.container.get("image", ""),
+                                          kubelet.operator_images)
+        self._stop = threading.Event()
+        self._delete = False
+        self._child: Child | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"pod-{self.meta['namespace']}/{self.meta['name']}")
+        self.api = kubelet.api()
+        self.restarts = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def shutdown(self, *, delete_pod: bool) -> None:
+        self._delete = self._delete or delete_pod
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=20)
+
+    # -- the pod's life ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            if self.kind == "mongo":
+                self._run_mongo()
+            elif self.kind == "command":
+                self._run_command()
+            else:
+                self._event("Warning", "ImageNotRunnable",
+                            f"the test-bed kubelet runs only the mongo and operator images, not "
+                            f"{self.container.get('image')!r}; the pod stays Pending")
+                self._stop.wait()
+        except Exception as exc:
+            log.exception("pod %s/%s failed in the kubelet stand-in", self.meta["namespace"],
+                          self.meta["name"])
+            self._event("Warning", "Failed", f"test-bed kubelet: {exc}")
+        finally:
+            if self._child is not None:
+                self._child.stop()
+            if self._delete:
+                _force_delete(self.api, self.pod)
+            self.kubelet.forget(self.meta["uid"])
+
+    def _log_path(self) -> Path:
+        return (self.kubelet.workdir / "pods" / self.meta["namespace"]
+                / f"{self.meta['name']}-{self.meta['uid'][:8]}.log")
+
+    def _run_mongo(self) -> None:
+        address = self.kubelet.addresses.address(self.meta["namespace"], self.meta["name"])
+        claim = podspec.data_claim(self.pod)
+        if claim:
+            data = self._wait_for_volume(claim)
+            if data is None:
+                return
+        else:  # an emptyDir: gone with the pod
+            data = self.kubelet.workdir / "emptydir" / self.meta["uid"]
+        data.mkdir(parents=True, exist_ok=True)
+        ferretdb = binaries.find("ferretdb")
+        while not self._stop.is_set():
+            started = _now()
+            self._child = Child("ferretdb", [str(ferretdb), f"--listen-addr={address}:{MONGO_PORT}",
+                                             f"--sqlite-url=file:{data}/", "--log-level=error"],
+                                self._log_path())
+            self._event("Normal", "Started", f"started mongod stand-in (FerretDB) on "
+                                             f"{address}:{MONGO_PORT}, data in {data}")
+            deadline = time.monotonic() + 30
+            while not mongo_ping(address) and time.monotonic() < deadline:
+                if self._stop.wait(0.1) or not self._child.alive():
+                    break
+            if self._stop.is_set():
+                return
+            ready = self._child.alive()
+            self._report(address, running=started, ready=ready)
+            while self._child.alive() and not self._stop.wait(0.5):
+                pass
+            if self._stop.is_set():
+                self._event("Normal", "Killing", "stopping container mongo")
+                return
+            # It crashed: restartPolicy Always, as kubelet would (with a short back-off).
+            self.restarts += 1
+            self._report(address, running=None, ready=False,
+                         terminated={"exitCode": self._child.proc.returncode,
+                                     "reason": "Error"})
+            self._stop.wait(1)
+
+    def _wait_for_volume(self, claim: str) -> Path | None:
+        while not self._stop.is_set():
+            path = self.kubelet.claim_path(self.api, self.meta["namespace"], claim)
+            if path is not None:
+                return path
+            self._stop.wait(0.5)
+        return None
+
+    def _run_command(self) -> None:
+        namespace = self.meta["namespace"]
+        try:
+            env = podspec.container_env(self.pod, self.container, secrets=self._secret,
+                                        configmaps=self._configmap)
+            argv = podspec.container_argv(self.container, env)
+        except podspec.PodSpecError as exc:
+            self._event("Warning", "Failed", f"Error: {exc}")
+            self._report(None, running=None, ready=False,
+                         waiting={"reason": "CreateContainerConfigError", "message": str(exc)})
+            self._stop.wait()
+            return
+        bindir = str(Path(sys.executable).parent)
+        env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}", "HOME": os.environ["HOME"],
+               "HOSTNAME": self.meta["name"], **env}
+        if self.kubelet.mint_kubeconfig is not None:
+            account = self.pod["spec"].get("serviceAccountName") or "default"
+            path = self.kubelet.workdir / "pods" / namespace / f"{self.meta['uid']}.kubeconfig"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            env["KUBECONFIG"] = str(self.kubelet.mint_kubeconfig(namespace, account, path))
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        while not self._stop.is_set():
+            started = _now()
+            self._child = Child(self.container["name"], argv, self._log_path(), env=env)
+            self._event("Normal", "Started", f"started {' '.join(argv)}")
+            self._report(None, running=started, ready=True)
+            while self._child.alive() and not self._stop.wait(0.2):
+                pass
+            if self._stop.is_set():
+                return
+            code = self._child.proc.returncode
+            terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                          "startedAt": started, "finishedAt": _now()}
+            if (code == 0 and policy != "Always") or (code != 0 and policy == "Never"):
+                self._report(None, running=None, ready=False, terminated=terminated,
+                             phase="Succeeded" if code == 0 else "Failed")
+                return
+            self.restarts += 1
+            self._report(None, running=None, ready=False, terminated=terminated)
+            self._stop.wait(min(10, 2 ** self.restarts / 2))
+
+    # -- API helpers ---------------------------------------------------------------------------
+
+    def _secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        try:
+            secret = self.api.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    def _configmap(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        try:
+            cm = self.api.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(cm.data or {})
+
+    def _report(self, address: str | None, *, running: str | None, ready: bool,
+                terminated: Obj | None = None, waiting: Obj | None = None,
+                phase: str | None = None) -> None:
+        now = _now()
+        if terminated is not None:
+            state: Obj = {"terminated": terminated}
+        elif waiting is not None:
+            state = {"waiting": waiting}
+        else:
+            state = {"running": {"startedAt": running}}
+        flag = "True" if ready else "False"
+        status: Obj = {
+            "phase": phase or ("Pending" if waiting else "Running"),
+            "hostIP": "127.0.0.1",
+            "conditions": [{"type": t, "status": s, "lastTransitionTime": now}
+                           for t, s in (("PodReadyToStartContainers", "True"),
+                                        ("Initialized", "True"), ("ContainersReady", flag),
+                                        ("Ready", flag))],
+            "containerStatuses": [{
+                "name": self.container["name"], "image": self.container.get("image", ""),
+                "imageID": "", "ready": ready, "started": running is not None,
+                "restartCount": self.restarts, "state": state}],
+        }
+        if self.pod.get("status", {}).get("startTime") is None:
+            status["startTime"] = now
+        if address:
+            status["podIP"] = address
+            status["podIPs"] = [{"ip": address}]
+        try:
+            self.api.patch_namespaced_pod_status(self.meta["name"], self.meta["namespace"],
+                                                 {"status": status})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        try:
+            self.api.create_namespaced_event(self.meta["namespace"], client.CoreV1Event(
+                metadata=client.V1ObjectMeta(generate_name=f"{self.meta['name']}."),
+                involved_object=client.V1ObjectReference(
+                    kind="Pod", name=self.meta["name"], namespace=self.meta["namespace"],
+                    uid=self.meta["uid"], api_version="v1"),
+                reason=reason, message=message, type=type_, first_timestamp=now,
+                last_timestamp=now, count=1,
+                source=client.V1EventSource(component="kubelet", host=self.kubelet.node_name)))
+        except ApiException:
+            log.debug("event %s not posted", reason, exc_info=True)

@@ -1,0 +1,60 @@
+"""The whole test bed in one context manager: control plane + kubelet stand-in."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from smartid_testbed.cluster import LocalCluster, wait_for
+from smartid_testbed.kubelet import KubeletStandIn
+
+
+class TestBed:
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, cluster: LocalCluster, kubelet: KubeletStandIn) -> None:
+        self.cluster = cluster
+        self.kubelet = kubelet
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster.kubeconfig
+
+    @property
+    def workdir(self) -> Path:
+        return self.cluster.workdir
+
+    def mongo_address(self, namespace: str, pod: str) -> str:
+        """The loopback address a mongo pod's server listens on (reserved before it exists)."""
+        return self.kubelet.addresses.address(namespace, pod)
+
+    @classmethod
+    def start(cls, workdir: Path | None = None) -> TestBed:
+        keep = workdir is not None
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="smartid-testbed-"))
+        cluster = LocalCluster.start(workdir, keep_workdir=True)
+        cluster.keep_workdir = keep
+        kubelet = KubeletStandIn(
+            cluster.kubeconfig, workdir,
+            mint_kubeconfig=lambda ns, sa, path: cluster.service_account_kubeconfig(ns, sa, path))
+        try:
+            kubelet.start()
+            wait_for(lambda: cluster._get(f"/api/v1/nodes/{kubelet.node_name}"), timeout=30,
+                     what="the test-bed Node")
+        except BaseException:
+            kubelet.stop()
+            cluster.stop()
+            raise
+        return cls(cluster, kubelet)
+
+    def stop(self) -> None:
+        self.kubelet.stop()
+        self.cluster.stop()
+
+    def __enter__(self) -> TestBed:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

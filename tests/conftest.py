@@ -1,0 +1,1 @@
+"""Shared pytest wiring: the three tiers are folders, each marked by its conftest."""
