@@ -145,7 +145,7 @@ class KubeletStandIn:
         with self._pods_lock:
             workers = list(self._pods.values())
         for worker in workers:
-            worker.shutdown(delete_pod=False)
+            worker.shutdown(delete_pod=False, grace=2)
         for thread in self._threads:
             # Watch threads leave at their next event or when the API server goes away.
             thread.join(timeout=0.5)
@@ -355,12 +355,16 @@ class _PodWorker:
                                         name=f"pod-{self.meta['namespace']}/{self.meta['name']}")
         self.api = kubelet.api()
         self.restarts = 0
+        # SIGTERM, then SIGKILL after the pod's grace period (capped: a test bed is impatient).
+        self._grace = min(10.0, float(pod["spec"].get("terminationGracePeriodSeconds") or 30))
 
     def start(self) -> None:
         self._thread.start()
 
-    def shutdown(self, *, delete_pod: bool) -> None:
+    def shutdown(self, *, delete_pod: bool, grace: float | None = None) -> None:
         self._delete = self._delete or delete_pod
+        if grace is not None:
+            self._grace = grace
         self._stop.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=20)
@@ -384,7 +388,7 @@ class _PodWorker:
             self._event("Warning", "Failed", f"test-bed kubelet: {exc}")
         finally:
             if self._child is not None:
-                self._child.stop()
+                self._child.stop(grace=self._grace)
             if self._delete:
                 _force_delete(self.api, self.pod)
             self.kubelet.forget(self.meta["uid"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
+from smartid_testbed import binaries
 from smartid_testbed.cluster import LocalCluster, wait_for
 from smartid_testbed.kubelet import KubeletStandIn
 
@@ -24,6 +26,19 @@ class TestBed:
     @property
     def workdir(self) -> Path:
         return self.cluster.workdir
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        """Run the pinned kubectl as admin; raise with its stderr on failure."""
+        proc = subprocess.run([str(binaries.find("kubectl")), f"--kubeconfig={self.kubeconfig}",
+                               *args], input=input, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def pod_logs(self, namespace: str, pod: str) -> str:
+        """What the kubelet stand-in captured of a pod's containers (all its incarnations)."""
+        logs = sorted((self.workdir / "pods" / namespace).glob(f"{pod}-*.log"))
+        return "".join(path.read_text(errors="replace") for path in logs)
 
     def mongo_address(self, namespace: str, pod: str) -> str:
         """The loopback address a mongo pod's server listens on (reserved before it exists)."""

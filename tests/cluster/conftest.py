@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from kubernetes import client, config
 
 from smartid_testbed import binaries
+from smartid_testbed.cluster import wait_for
+from smartid_testbed.install import install_operator
+from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.testbed import TestBed
+from tests.cluster.helpers import mongo_statefulset, pod_ready
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,3 +62,45 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+@dataclass
+class Operator:
+    namespace: str
+    pod: str
+    ports: dict[str, int]
+    bed: TestBed
+
+    def logs(self) -> str:
+        return self.bed.pod_logs(self.namespace, self.pod)
+
+
+@pytest.fixture(scope="session")
+def operator(testbed: TestBed, core: client.CoreV1Api) -> Operator:
+    """The cluster-wide overlay, as shipped, under its own ServiceAccount and ClusterRole.
+
+    Narrowed to the tests' namespaces (``t-*``) so a test may install the namespaced
+    overlay into ``smartid`` beside it; the health check runs every 2 s instead of 15.
+    """
+    namespace, ports = install_operator(testbed, "deploy/overlays/cluster-wide",
+                                        namespace_arg="--namespace=t-*", health_interval=2)
+    pod = core.list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/name=smartid-operator").items[0]
+    return Operator(namespace, pod.metadata.name, ports, testbed)
+
+
+@pytest.fixture
+def mongo(testbed: TestBed, api_client: client.ApiClient, core: client.CoreV1Api,
+          namespace: str) -> str:
+    """A ready mongo StatefulSet and its URI Secret in the test's namespace; returns the URI."""
+    uri = f"mongodb://{testbed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"
+    core.create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="smartid-mongo"), string_data={"uri": uri}))
+    client.AppsV1Api(api_client).create_namespaced_stateful_set(namespace, mongo_statefulset())
+    wait_for(lambda: pod_ready(core, namespace, "mongo-0"), timeout=60, what="mongo-0 Ready")
+    return uri

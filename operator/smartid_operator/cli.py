@@ -1,0 +1,60 @@
+"""``smartid-operator``: run the operator; later capabilities add their subcommands here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from smartid_operator import __version__
+from smartid_operator.options import OPTIONS
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    OPTIONS.namespaces = tuple(args.namespace or ())
+    OPTIONS.clusterwide = args.all_namespaces
+    OPTIONS.health_interval = args.health_interval
+    OPTIONS.metrics_port = args.metrics_port
+    from smartid_operator import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    # One line per health tick per database would drown everything else.
+    logging.getLogger("kopf.objects").addFilter(
+        lambda record: "Timer 'health' succeeded" not in record.getMessage())
+    kopf.run(
+        standalone=True,  # one replica with a Recreate strategy; see README "High availability"
+        clusterwide=OPTIONS.clusterwide,
+        namespaces=OPTIONS.namespaces,
+        liveness_endpoint=args.liveness or None,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smartid-operator", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator (Kopf)")
+    scope = run.add_mutually_exclusive_group(required=True)
+    scope.add_argument("-n", "--namespace", action="append",
+                       help="watch this namespace (repeatable; globs like 'smartid-*' allowed)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true",
+                       help="watch every namespace (needs the cluster-wide RBAC overlay)")
+    run.add_argument("--health-interval", type=float, default=OPTIONS.health_interval,
+                     help="seconds between health checks of each database (default %(default)s)")
+    run.add_argument("--metrics-port", type=int, default=8080,
+                     help="Prometheus metrics port, 0 to disable (default %(default)s)")
+    run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz",
+                     help="liveness endpoint URL, '' to disable (default %(default)s)")
+    run.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

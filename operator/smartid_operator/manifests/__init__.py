@@ -1,0 +1,23 @@
+"""Pure builders: a SmartIDDatabase's name and spec in, Kubernetes manifests out.
+
+No I/O here; the reconciler adopts and applies what these return.
+"""
+
+from __future__ import annotations
+
+MANAGED_BY = "smartid-operator"
+
+
+def labels(instance: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "smartid",
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def child_name(instance: str, suffix: str) -> str:
+    """``<instance>-<suffix>``, kept within the 63 characters a label value allows."""
+    name = f"{instance}-{suffix}"
+    return name if len(name) <= 63 else f"{instance[:62 - len(suffix)]}-{suffix}"

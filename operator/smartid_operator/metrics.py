@@ -1,0 +1,32 @@
+"""Prometheus metrics, served on their own port (``--metrics-port``)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECONCILES = Counter("smartid_reconciles_total", "Reconciles by handler and result",
+                     ["handler", "result"])
+ERRORS = Counter("smartid_reconcile_errors_total", "Reconcile errors by handler and reason",
+                 ["handler", "reason"])
+DURATION = Histogram("smartid_reconcile_duration_seconds", "Reconcile duration by handler",
+                     ["handler"])
+MONGO_REACHABLE = Gauge("smartid_mongo_reachable", "1 if the database answered ping",
+                        ["namespace", "name", "database"])
+READY = Gauge("smartid_database_ready", "1 if the SmartIDDatabase is Ready",
+              ["namespace", "name"])
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    if port:
+        start_http_server(port, addr=addr)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop a deleted database's series so dashboards do not show ghosts."""
+    with contextlib.suppress(KeyError):
+        READY.remove(namespace, name)
+    for labels in list(MONGO_REACHABLE._metrics):  # no public iteration API
+        if labels[:2] == (namespace, name):
+            MONGO_REACHABLE.remove(*labels)

@@ -1,0 +1,86 @@
+"""Install the operator on the test bed from the shipped kustomize manifests, as a user would.
+
+The operator's pod is run by the kubelet stand-in as a local process (its image is the
+project's own), so the only changes to the shipped manifests are the ones a shared host
+forces: free ports for metrics and liveness, and optionally a faster health interval or a
+narrower namespace selection.  RBAC, ServiceAccount and args are otherwise as shipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smartid_testbed.cluster import wait_for
+from smartid_testbed.processes import free_port
+from smartid_testbed.testbed import TestBed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def render(bed: TestBed, path: str) -> list[dict[str, Any]]:
+    """``kubectl kustomize <path>`` (kustomize as built into the pinned kubectl)."""
+    return [doc for doc in yaml.safe_load_all(bed.kubectl("kustomize", str(REPO / path))) if doc]
+
+
+def apply(bed: TestBed, docs: Iterable[dict[str, Any]], namespace: str | None = None) -> str:
+    args = ["apply", "--server-side", "--field-manager=smartid-testbed", "-f", "-"]
+    if namespace:
+        args[1:1] = ["-n", namespace]
+    return bed.kubectl(*args, input=yaml.safe_dump_all(list(docs)))
+
+
+def operator_args(docs: list[dict[str, Any]], *, namespace_arg: str | None = None,
+                  health_interval: float | None = None) -> dict[str, int]:
+    """Point the operator Deployment at free ports (and optional test settings) in place."""
+    ports = {"metrics": free_port(), "liveness": free_port()}
+    for doc in docs:
+        if doc["kind"] != "Deployment" or doc["metadata"]["name"] != "smartid-operator":
+            continue
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        args: list[str] = []
+        for arg in container["args"]:
+            if arg.startswith("--metrics-port="):
+                arg = f"--metrics-port={ports['metrics']}"
+            elif arg.startswith("--liveness="):
+                arg = f"--liveness=http://127.0.0.1:{ports['liveness']}/healthz"
+            elif namespace_arg and (arg.startswith("--namespace") or arg == "--all-namespaces"):
+                arg = namespace_arg
+            args.append(arg)
+        if health_interval is not None:
+            args.append(f"--health-interval={health_interval}")
+        container["args"] = args
+    return ports
+
+
+def install_operator(bed: TestBed, overlay: str = "deploy", *,
+                     namespace_arg: str | None = None,
+                     health_interval: float | None = None) -> tuple[str, dict[str, int]]:
+    """Apply an overlay and wait until the operator answers its liveness endpoint.
+
+    Returns the operator's namespace and its ports.
+    """
+    docs = render(bed, overlay)
+    ports = operator_args(docs, namespace_arg=namespace_arg, health_interval=health_interval)
+    apply(bed, docs)
+    namespace = next(d["metadata"]["namespace"] for d in docs if d["kind"] == "Deployment")
+    wait_for(lambda: _live(ports["liveness"]), timeout=60, what="the operator's liveness probe")
+    wait_for(lambda: _crd_established(bed), timeout=30, what="the CRD to be established")
+    return namespace, ports
+
+
+def _live(port: int) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+        return bool(resp.status == 200)
+
+
+def _crd_established(bed: TestBed) -> bool:
+    crd = json.loads(bed.kubectl("get", "crd", "smartiddatabases.smartid.io", "-o", "json"))
+    return any(c["type"] == "Established" and c["status"] == "True"
+               for c in crd.get("status", {}).get("conditions", []))

@@ -1,0 +1,67 @@
+"""Builders and waits shared by the cluster-tier tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from smartid_testbed.kubelet import MONGO_PORT
+
+GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"
+
+
+def mongo_statefulset(name: str = "mongo") -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceName": name, "replicas": 1, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                "name": "mongo", "image": "mongo:7",
+                "ports": [{"containerPort": MONGO_PORT}],
+                "volumeMounts": [{"name": "data", "mountPath": "/data/db"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}],
+        },
+    }
+
+
+def database(name: str = "smartid", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"mongo": {"uriSecretRef": {"name": "smartid-mongo"},
+                                      "workload": {"name": "mongo"}}}
+    body.update(spec)
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDDatabase",
+            "metadata": {"name": name}, "spec": body}
+
+
+def pod_ready(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod | None:
+    try:
+        pod = core.read_namespaced_pod(name, namespace)
+    except client.ApiException:
+        return None
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return pod if ready else None
+
+
+def pod_exists(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    try:
+        core.read_namespaced_pod(name, namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def scale(apps: client.AppsV1Api, namespace: str, name: str, replicas: int) -> None:
+    apps.patch_namespaced_stateful_set_scale(name, namespace, {"spec": {"replicas": replicas}})
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return None
