@@ -35,3 +35,23 @@ test-cluster: build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Tier 3, for machines with Docker and kind (not these): a kind cluster, the operator image,
+# the official mongo image, the same kustomize manifests, the same outage checks.
+KIND_CLUSTER ?= smartid-e2e
+IMAGE ?= smartid-operator:0.1.0
+
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+e2e-kind: setup image
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --wait 120s
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+	kubectl --context kind-$(KIND_CLUSTER) apply --server-side -k deploy/
+	kubectl --context kind-$(KIND_CLUSTER) -n smartid rollout status deployment/smartid-operator --timeout=180s
+	kubectl --context kind-$(KIND_CLUSTER) apply --server-side -k deploy/samples
+	kubectl config use-context kind-$(KIND_CLUSTER)
+	$(PY) -m pytest tests/kind -ra
+
+bench: build
+	$(PY) bench/apply_to_ready.py
