@@ -57,6 +57,9 @@ def _publish(handler: str, body: kopf.Body, patch: kopf.Patch, result: Result,
     meta = body.metadata
     if result.changed(body.status):
         patch.status.update(result.status)
+    for migration in result.migrated:
+        kopf.info(body, reason="MigrationApplied", message=f"applied migration {migration}")
+        metrics.MIGRATIONS.labels(meta.namespace, meta.name).inc()
     for change in result.transitions:
         message = f"{change.type} is {change.status}: {change.message}"
         if change.status == "True":
@@ -67,6 +70,8 @@ def _publish(handler: str, body: kopf.Body, patch: kopf.Patch, result: Result,
     database = body.spec.get("mongo", {}).get("database", "")
     if reachable is not None:
         metrics.MONGO_REACHABLE.labels(meta.namespace, meta.name, database).set(int(reachable))
+    if version := result.status.get("schema", {}).get("version"):
+        metrics.SCHEMA_VERSION.labels(meta.namespace, meta.name).set(int(version[1:]))
     metrics.READY.labels(meta.namespace, meta.name).set(int(result.status["phase"] == "Ready"))
     outcome = ("invalid" if result.spec_error else "unavailable" if result.unavailable
                else "ok")
@@ -82,7 +87,8 @@ def _publish(handler: str, body: kopf.Body, patch: kopf.Patch, result: Result,
 def converge(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int,
              **_: Any) -> None:
     started = time.monotonic()
-    result = reconcile(memo.kube, body, adopt=lambda child: kopf.adopt(child, owner=body))
+    result = reconcile(memo.kube, body, adopt=lambda child: kopf.adopt(child, owner=body),
+                       owner=OPTIONS.identity)
     _publish("converge", body, patch, result, started)
     if result.spec_error:
         # A person must fix the spec or what it points at; the health timer notices the fix.
@@ -94,7 +100,8 @@ def converge(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int,
 @kopf.timer(*RESOURCE, interval=OPTIONS.health_interval, initial_delay=OPTIONS.health_interval)
 def health(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     started = time.monotonic()
-    result = reconcile(memo.kube, body, adopt=lambda child: kopf.adopt(child, owner=body))
+    result = reconcile(memo.kube, body, adopt=lambda child: kopf.adopt(child, owner=body),
+                       owner=OPTIONS.identity)
     _publish("health", body, patch, result, started)
 
 

@@ -14,6 +14,10 @@ DURATION = Histogram("smartid_reconcile_duration_seconds", "Reconcile duration b
                      ["handler"])
 MONGO_REACHABLE = Gauge("smartid_mongo_reachable", "1 if the database answered ping",
                         ["namespace", "name", "database"])
+MIGRATIONS = Counter("smartid_migrations_applied_total", "Migrations applied by the operator",
+                     ["namespace", "name"])
+SCHEMA_VERSION = Gauge("smartid_schema_version", "Schema version the database is at",
+                       ["namespace", "name"])
 READY = Gauge("smartid_database_ready", "1 if the SmartIDDatabase is Ready",
               ["namespace", "name"])
 
@@ -25,8 +29,9 @@ def serve(port: int, addr: str = "0.0.0.0") -> None:
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted database's series so dashboards do not show ghosts."""
-    with contextlib.suppress(KeyError):
-        READY.remove(namespace, name)
+    for gauge in (READY, SCHEMA_VERSION):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, name)
     for labels in list(MONGO_REACHABLE._metrics):  # no public iteration API
         if labels[:2] == (namespace, name):
             MONGO_REACHABLE.remove(*labels)

@@ -17,6 +17,7 @@ from smartid_operator import mongo
 from smartid_operator import status as cond
 from smartid_operator.kube import Kube, Manifest
 from smartid_operator.manifests.settings import settings_config_map
+from smartid_operator.schema import converge_schema
 from smartid_operator.spec import DatabaseSpec, SpecError, parse
 from smartid_operator.status import Observation, Transition
 
@@ -35,6 +36,7 @@ class Result:
     spec_error: SpecError | None = None
     unavailable: str | None = None  # a transient failure worth retrying soon
     children: list[Manifest] = field(default_factory=list)
+    migrated: list[str] = field(default_factory=list)  # migrations applied by this pass
 
     def changed(self, current: Mapping[str, Any]) -> bool:
         return bool(_stable(self.status) != _stable({k: current.get(k) for k in self.status}))
@@ -53,7 +55,7 @@ def desired_children(name: str, namespace: str, spec: DatabaseSpec) -> list[Mani
 
 
 def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest], None],
-              now: str | None = None) -> Result:
+              owner: str = "smartid-operator", now: str | None = None) -> Result:
     now = now or utcnow()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -66,6 +68,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest]
     unavailable: str | None = None
     applied: list[Manifest] = []
     health: mongo.Health | None = None
+    schema_status: dict[str, Any] = {}
+    migrated: list[str] = []
     try:
         spec = parse(body["spec"])
     except SpecError as exc:
@@ -75,11 +79,18 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest]
     else:
         resources, applied, unavailable = _converge(kube, namespace, name, spec, adopt)
         observations.append(resources)
-        reach, health = _reach(kube, namespace, spec)
+        reach, health, uri = _reach(kube, namespace, spec)
         observations.append(reach)
-        if reach.reason in cond.CONFIG_ERRORS or resources.reason in cond.CONFIG_ERRORS:
-            failed = reach if reach.reason in cond.CONFIG_ERRORS else resources
-            spec_error = SpecError(failed.reason, failed.message)
+        if uri is not None and reach.ok:
+            # Unreachable: no observation, SchemaReady keeps what it last saw.
+            schema = converge_schema(uri, spec, owner=f"{owner}/{namespace}/{name}")
+            observations.append(schema.observation)
+            schema_status = schema.status
+            migrated = schema.applied
+            unavailable = unavailable or schema.transient
+        failed = [o for o in observations if not o.ok and o.reason in cond.CONFIG_ERRORS]
+        if failed:
+            spec_error = SpecError(failed[0].reason, failed[0].message)
         elif not reach.ok:
             unavailable = unavailable or reach.message
 
@@ -92,6 +103,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest]
         "children": [{"kind": c["kind"], "name": c["metadata"]["name"],
                       "uid": c["metadata"].get("uid", "")} for c in applied],
     }
+    if schema_status:
+        new_status["schema"] = schema_status
     if health is not None:
         new_status["mongo"] = {"reachable": health.reachable, "lastCheckTime": now}
         if health.version:
@@ -99,7 +112,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest]
         if health.latency_ms is not None:
             new_status["mongo"]["latencyMilliseconds"] = health.latency_ms
     return Result(new_status, cond.transitions(old_conditions, conditions),
-                  spec_error=spec_error, unavailable=unavailable, children=applied)
+                  spec_error=spec_error, unavailable=unavailable, children=applied,
+                  migrated=migrated)
 
 
 def _converge(kube: Kube, namespace: str, name: str, spec: DatabaseSpec,
@@ -124,18 +138,18 @@ def _converge(kube: Kube, namespace: str, name: str, spec: DatabaseSpec,
 
 
 def _reach(kube: Kube, namespace: str,
-           spec: DatabaseSpec) -> tuple[Observation, mongo.Health | None]:
+           spec: DatabaseSpec) -> tuple[Observation, mongo.Health | None, str | None]:
     try:
         uri = kube.secret_value(namespace, spec.mongo.uri_secret)
         health = mongo.check(uri, spec.mongo.connect_timeout_seconds)
     except SpecError as exc:
-        return Observation(cond.MONGO_REACHABLE, False, exc.reason, exc.message), None
+        return Observation(cond.MONGO_REACHABLE, False, exc.reason, exc.message), None, None
     except ApiException as exc:
         return Observation(cond.MONGO_REACHABLE, False, "SecretUnreadable",
-                           f"reading the Secret failed: {exc.status} {exc.reason}"), None
+                           f"reading the Secret failed: {exc.status} {exc.reason}"), None, None
     if health.reachable:
         return Observation(cond.MONGO_REACHABLE, True, "Pinged",
                            f"MongoDB {health.version or '?'} answered ping in "
-                           f"{health.latency_ms} ms"), health
+                           f"{health.latency_ms} ms"), health, uri
     return Observation(cond.MONGO_REACHABLE, False, "Unreachable",
-                       f"MongoDB did not answer: {health.error}"), health
+                       f"MongoDB did not answer: {health.error}"), health, uri

@@ -4,6 +4,7 @@ Condition types (Kubernetes conventions: positive polarity, reason in CamelCase)
 
 * ``MongoReachable`` - the Secret's URI answers ``ping``.
 * ``ResourcesReady`` - the referenced workload exists and every child is as declared.
+* ``SchemaReady``    - every migration up to ``spec.schema.version`` is applied, none drifted.
 * ``Ready``          - all of the above; what Argo CD and ``kubectl wait`` read.
 
 Later capabilities add their own (``SchemaReady``, ``BackupScheduled``, ...) to ``REQUIRED``.
@@ -17,12 +18,14 @@ from typing import Any
 
 MONGO_REACHABLE = "MongoReachable"
 RESOURCES_READY = "ResourcesReady"
+SCHEMA_READY = "SchemaReady"
 READY = "Ready"
-REQUIRED: tuple[str, ...] = (MONGO_REACHABLE, RESOURCES_READY)
+REQUIRED: tuple[str, ...] = (MONGO_REACHABLE, RESOURCES_READY, SCHEMA_READY)
 
 # Reasons that mean "a person must fix the spec or what it points at": phase Failed, no retries.
 CONFIG_ERRORS = frozenset({"InvalidSpec", "SecretNotFound", "SecretKeyMissing", "InvalidURI",
-                           "WorkloadNotFound"})
+                           "WorkloadNotFound", "ChecksumMismatch", "UnknownVersion",
+                           "MigrationConflict"})
 
 Condition = dict[str, Any]
 

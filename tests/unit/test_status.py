@@ -10,6 +10,7 @@ T0, T1 = "2026-11-25T10:00:00Z", "2026-11-25T10:05:00Z"
 UP = Observation(status.MONGO_REACHABLE, True, "Pinged", "ok")
 DOWN = Observation(status.MONGO_REACHABLE, False, "Unreachable", "refused")
 APPLIED = Observation(status.RESOURCES_READY, True, "Applied", "ok")
+SCHEMA = Observation(status.SCHEMA_READY, True, "UpToDate", "v3")
 
 
 def by_type(conditions: list[dict[str, object]]) -> dict[object, dict[str, object]]:
@@ -27,11 +28,12 @@ def test_transition_time_moves_only_when_status_flips() -> None:
 
 
 def test_ready_is_derived_from_required_conditions() -> None:
-    conds = by_type(status.apply_observations([], [UP, APPLIED], now=T0, generation=1))
+    conds = by_type(status.apply_observations([], [UP, APPLIED, SCHEMA], now=T0,
+                                              generation=1))
     assert conds["Ready"]["status"] == "True"
     conds = by_type(status.apply_observations([], [APPLIED], now=T0, generation=1))
     assert conds["Ready"]["reason"] == "Reconciling"
-    assert "MongoReachable" in str(conds["Ready"]["message"])
+    assert "MongoReachable, SchemaReady" in str(conds["Ready"]["message"])
     conds = by_type(status.apply_observations([], [DOWN, APPLIED], now=T0, generation=1))
     assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "Unreachable"
 
@@ -41,8 +43,13 @@ def test_phase_names_what_a_person_must_do() -> None:
         return status.phase(status.apply_observations([], obs, now=T0, generation=1))
 
     assert status.phase([]) == "Pending"
-    assert phase(UP, APPLIED) == "Ready"
-    assert phase(DOWN, APPLIED) == "Degraded"
+    assert phase(UP, APPLIED, SCHEMA) == "Ready"
+    assert phase(DOWN, APPLIED, SCHEMA) == "Degraded"
+    assert phase(UP, APPLIED) == "Progressing"
+    drift = Observation(status.SCHEMA_READY, False, "ChecksumMismatch", "v1_baseline changed")
+    assert phase(UP, APPLIED, drift) == "Failed"
+    locked = Observation(status.SCHEMA_READY, False, "MigrationLocked", "held by pod-2")
+    assert phase(UP, APPLIED, locked) == "Progressing"
     assert phase(APPLIED) == "Progressing"
     missing = Observation(status.RESOURCES_READY, False, "WorkloadNotFound", "no StatefulSet")
     assert phase(UP, missing) == "Failed"
@@ -50,7 +57,7 @@ def test_phase_names_what_a_person_must_do() -> None:
 
 
 def test_transitions_list_only_changes() -> None:
-    before = status.apply_observations([], [UP, APPLIED], now=T0, generation=1)
+    before = status.apply_observations([], [UP, APPLIED, SCHEMA], now=T0, generation=1)
     assert status.transitions(before, before) == []
     after = status.apply_observations(before, [DOWN], now=T1, generation=1)
     changed = {(t.type, t.status, t.reason) for t in status.transitions(before, after)}
