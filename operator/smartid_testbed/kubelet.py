@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pymongo
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from smartid_testbed import binaries, podspec
+from smartid_testbed.mongo_server import answers_ping, ferretdb_argv
 from smartid_testbed.processes import Child
 
 log = logging.getLogger("smartid_testbed.kubelet")
@@ -97,16 +97,6 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def mongo_ping(address: str, timeout_ms: int = 1000) -> bool:
-    with pymongo.MongoClient[dict[str, Any]](
-            address, MONGO_PORT, serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms, directConnection=True) as mc:
-        try:
-            return bool(mc.admin.command("ping").get("ok"))
-        except pymongo.errors.PyMongoError:
-            return False
 
 
 class KubeletStandIn:
@@ -407,16 +397,14 @@ class _PodWorker:
         else:  # an emptyDir: gone with the pod
             data = self.kubelet.workdir / "emptydir" / self.meta["uid"]
         data.mkdir(parents=True, exist_ok=True)
-        ferretdb = binaries.find("ferretdb")
         while not self._stop.is_set():
             started = _now()
-            self._child = Child("ferretdb", [str(ferretdb), f"--listen-addr={address}:{MONGO_PORT}",
-                                             f"--sqlite-url=file:{data}/", "--log-level=error"],
+            self._child = Child("ferretdb", ferretdb_argv(address, MONGO_PORT, data),
                                 self._log_path())
             self._event("Normal", "Started", f"started mongod stand-in (FerretDB) on "
                                              f"{address}:{MONGO_PORT}, data in {data}")
             deadline = time.monotonic() + 30
-            while not mongo_ping(address) and time.monotonic() < deadline:
+            while not answers_ping(address, MONGO_PORT) and time.monotonic() < deadline:
                 if self._stop.wait(0.1) or not self._child.alive():
                     break
             if self._stop.is_set():

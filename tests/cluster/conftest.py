@@ -11,7 +11,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import pymongo
+import pymongo.database
 import pytest
 from kubernetes import client, config
 
@@ -19,6 +22,7 @@ from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import install_operator
 from smartid_testbed.kubelet import MONGO_PORT
+from smartid_testbed.mongo_server import MongoServer
 from smartid_testbed.testbed import TestBed
 from tests.cluster.helpers import mongo_statefulset, pod_ready
 
@@ -104,3 +108,25 @@ def mongo(testbed: TestBed, api_client: client.ApiClient, core: client.CoreV1Api
     client.AppsV1Api(api_client).create_namespaced_stateful_set(namespace, mongo_statefulset())
     wait_for(lambda: pod_ready(core, namespace, "mongo-0"), timeout=60, what="mongo-0 Ready")
     return uri
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """One real wire-protocol server process (FerretDB) for engine-level tests."""
+    try:
+        binaries.find("ferretdb")
+    except binaries.BuildError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"FerretDB could not be built: {exc}")
+        pytest.skip(f"FerretDB could not be built: {exc}")
+    with MongoServer(tmp_path_factory.mktemp("mongo") / "data") as server:
+        yield server
+
+
+@pytest.fixture
+def db(mongo_server: MongoServer) -> Iterator[pymongo.database.Database[dict[str, Any]]]:
+    """A fresh database per test on the shared server."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with pymongo.MongoClient[dict[str, Any]](mongo_server.uri) as mc:
+        yield mc[name]
+        mc.drop_database(name)

@@ -7,6 +7,7 @@ import time
 import urllib.request
 from typing import Any
 
+import pymongo
 from kubernetes import client
 
 from smartid_testbed.cluster import wait_for
@@ -40,6 +41,9 @@ def wait_phase(custom: client.CustomObjectsApi, namespace: str, phase: str,
     return result
 
 
+MIGRATION_IDS = ["v1_baseline", "v2_harden_parsed_segments", "v3_recordings"]
+
+
 def assert_no_exceptions(op: Operator) -> None:
     logs = op.logs()
     assert "Traceback" not in logs, logs[-3000:]
@@ -62,21 +66,39 @@ def test_samples_go_ready_under_the_namespaced_install(
 
     obj = wait_phase(custom, "smartid", "Ready", timeout=90)
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
-    for type_ in ("Ready", "MongoReachable", "ResourcesReady"):
+    for type_ in ("Ready", "MongoReachable", "ResourcesReady", "SchemaReady"):
         assert condition(obj, type_)["status"] == "True", obj["status"]
     assert obj["status"]["mongo"]["reachable"] is True
+    schema = obj["status"]["schema"]
+    assert (schema["version"], schema["target"], schema["pending"]) == ("v3", "v3", [])
+    assert schema["applied"] == MIGRATION_IDS
+    # The stand-in's gaps are named in status, never hidden (see README).
+    assert condition(obj, "SchemaReady")["reason"] == "AppliedWithServerGaps"
+    assert any("created_at_1" in gap for gap in schema["unsupported"])
 
     table = testbed.kubectl("get", "sidb", "-n", "smartid")
     header, row = table.splitlines()[:2]
-    assert header.split()[:3] == ["NAME", "PHASE", "MONGO"]
-    assert row.split()[:3] == ["smartid", "Ready", "True"]
+    assert header.split()[:4] == ["NAME", "PHASE", "MONGO", "SCHEMA"]
+    assert row.split()[:4] == ["smartid", "Ready", "True", "v3"]
 
-    events = core.list_namespaced_event(
-        "smartid", field_selector="involvedObject.kind=SmartIDDatabase").items
-    reasons = {e.reason for e in events}
-    assert {"Pinged", "Applied", "AllConditionsMet"} <= reasons
+    def events() -> list[client.CoreV1Event]:
+        return core.list_namespaced_event(
+            "smartid", field_selector="involvedObject.kind=SmartIDDatabase").items
+
+    reasons = [e.reason for e in events()]
+    assert {"Pinged", "Applied", "AllConditionsMet"} <= set(reasons)
+    assert reasons.count("MigrationApplied") == 3
+
+    # A second reconcile (a spec change) applies nothing.
+    custom.patch_namespaced_custom_object(GROUP, VERSION, "smartid", PLURAL, "smartid",
+                                          {"spec": {"recovery": {"batchSize": 100}}})
+    wait_for(lambda: get_db(custom, "smartid")["status"]["observedGeneration"] == 2,
+             timeout=30, what="the second reconcile")
+    with pymongo.MongoClient(f"mongodb://{address}:{MONGO_PORT}") as mc:
+        assert mc.smartid.smartid_migrations.count_documents({}) == 3
+    assert [e.reason for e in events()].count("MigrationApplied") == 3
     assert all(e.source.component == "smartid-operator" or e.reporting_component ==
-               "smartid-operator" for e in events)
+               "smartid-operator" for e in events())
 
     pods = core.list_namespaced_pod(
         "smartid", label_selector="app.kubernetes.io/name=smartid-operator").items
@@ -216,3 +238,33 @@ def test_metrics_endpoint_reports_reconciles_and_reachability(
     text = wait_for(scraped, timeout=20, what="the reachability gauge")
     assert 'smartid_reconciles_total{handler="converge",result="ok"}' in text
     assert f'smartid_database_ready{{name="smartid",namespace="{namespace}"}} 1.0' in text
+
+
+def test_pinned_schema_stops_there_and_a_tampered_checksum_fails_naming_it(
+        operator: Operator, custom: client.CustomObjectsApi, namespace: str,
+        mongo: str) -> None:
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(schema={"version": "v2"}))
+    obj = wait_phase(custom, namespace, "Ready")
+    schema = obj["status"]["schema"]
+    assert (schema["version"], schema["target"]) == ("v2", "v2")
+    assert schema["applied"] == MIGRATION_IDS[:2]
+
+    with pymongo.MongoClient(mongo) as mc:
+        mc.smartid.smartid_migrations.update_one({"_id": "v1_baseline"},
+                                                 {"$set": {"checksum": "sha256:tampered"}})
+    obj = wait_phase(custom, namespace, "Failed", timeout=30)
+    schema_ready = condition(obj, "SchemaReady")
+    assert schema_ready["status"] == "False"
+    assert schema_ready["reason"] == "ChecksumMismatch"
+    assert "v1_baseline" in schema_ready["message"]
+    assert obj["status"]["schema"]["drift"] == ["v1_baseline"]
+
+    # Moving the pin forward does not get past the drift: nothing more is applied.
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid",
+                                          {"spec": {"schema": {"version": "latest"}}})
+    wait_for(lambda: get_db(custom, namespace)["status"]["observedGeneration"] == 2,
+             timeout=30, what="the update to be observed")
+    with pymongo.MongoClient(mongo) as mc:
+        assert mc.smartid.smartid_migrations.count_documents({}) == 2
+    assert_no_exceptions(operator)
