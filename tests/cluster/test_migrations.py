@@ -217,11 +217,11 @@ def test_lease_blocks_while_held_is_renewed_while_working_and_stolen_once_expire
 
     db[LOCKS].update_one({"_id": LOCK_ID},
                          {"$set": {"expires_at": now - datetime.timedelta(seconds=1)}})
-    # A lease of 0.9 s and a 2 s step: only renewal keeps others out.
-    holder = Engine(db, slow_catalog(2.0), owner="holder", lease_seconds=0.9)
+    # A lease of 1.5 s and a 3 s step: only renewal keeps others out at 2.5 s.
+    holder = Engine(db, slow_catalog(3.0), owner="holder", lease_seconds=1.5)
     worker = threading.Thread(target=holder.apply)
     worker.start()
-    time.sleep(1.5)
+    time.sleep(2.5)
     with pytest.raises(LockBusy, match="holder"):
         Engine(db, owner="intruder").apply(wait=0)
     worker.join(30)
