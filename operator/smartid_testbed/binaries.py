@@ -135,8 +135,8 @@ def _go_build(tool: Tool, target: Path) -> None:
     if go is None:
         raise BuildError("the Go toolchain ('go') is not on PATH; it builds the test bed")
     partial = target.with_name(target.name + ".partial")
-    cmd = [go, "build", "-v", "-ldflags", " ".join(("-s", "-w", *tool.ldflags)),
-           "-o", str(partial), tool.package]
+    cmd = [go, "build", "-v", "-buildvcs=false",
+           "-ldflags", " ".join(("-s", "-w", *tool.ldflags)), "-o", str(partial), tool.package]
     env = {**os.environ, "CGO_ENABLED": "0"}
     _say(f"building {tool.name} {tool.version} from Go modules (first run only; "
          f"kube-apiserver takes ~3 min cold on 2 cores) ...")

@@ -474,23 +474,22 @@ class _PodWorker:
 
     # -- API helpers ---------------------------------------------------------------------------
 
-    def _secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+    def _read_data(self, read: Callable[[str, str], Any], namespace: str,
+                   name: str) -> dict[str, str] | None:
         try:
-            secret = self.api.read_namespaced_secret(name, namespace)
+            return dict(read(name, namespace).data or {})
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    def _secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        data = self._read_data(self.api.read_namespaced_secret, namespace, name)
+        return None if data is None else {k: base64.b64decode(v).decode()
+                                          for k, v in data.items()}
 
     def _configmap(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        try:
-            cm = self.api.read_namespaced_config_map(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return dict(cm.data or {})
+        return self._read_data(self.api.read_namespaced_config_map, namespace, name)
 
     def _report(self, address: str | None, *, running: str | None, ready: bool,
                 terminated: Obj | None = None, waiting: Obj | None = None,

@@ -49,18 +49,9 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(mongo.database(args.uri, args.database))
     try:
         return _ACTIONS[args.action](engine, args)
-    except ChecksumDrift as exc:
-        print(f"migrate: {exc}", file=sys.stderr)
-        return EXIT_DRIFT
-    except LockBusy as exc:
-        print(f"migrate: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    except UnknownVersion as exc:
-        print(f"migrate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except MigrationError as exc:
         print(f"migrate: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
     finally:
         mongo.close_all()
 
@@ -129,5 +120,7 @@ def _repair(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_EXIT_CODES = ((ChecksumDrift, EXIT_DRIFT), (LockBusy, EXIT_LOCKED), (UnknownVersion, EXIT_USAGE),
+               (MigrationError, EXIT_FAILED))
 _ACTIONS = {"plan": _plan, "apply": _apply, "status": _status, "rollback": _rollback,
             "repair": _repair}
