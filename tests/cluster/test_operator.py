@@ -268,3 +268,27 @@ def test_pinned_schema_stops_there_and_a_tampered_checksum_fails_naming_it(
     with pymongo.MongoClient(mongo) as mc:
         assert mc.smartid.smartid_migrations.count_documents({}) == 2
     assert_no_exceptions(operator)
+
+
+def test_created_while_mongo_is_down_backs_off_then_goes_ready(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str) -> None:
+    apps = client.AppsV1Api(api_client)
+    uri = f"mongodb://{testbed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"
+    core.create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="smartid-mongo"), string_data={"uri": uri}))
+    down = mongo_statefulset()
+    down["spec"]["replicas"] = 0
+    apps.create_namespaced_stateful_set(namespace, down)
+    fast = {"uriSecretRef": {"name": "smartid-mongo"}, "workload": {"name": "mongo"},
+            "connectTimeoutSeconds": 1}
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(mongo=fast))
+    obj = wait_phase(custom, namespace, "Degraded")
+    assert condition(obj, "MongoReachable")["reason"] == "Unreachable"
+    assert "schema" not in obj["status"]  # nothing claimed about a schema it cannot see
+
+    scale(apps, namespace, "mongo", 1)
+    obj = wait_phase(custom, namespace, "Ready", timeout=60)
+    assert obj["status"]["schema"]["version"] == "v3"
+    assert_no_exceptions(operator)
