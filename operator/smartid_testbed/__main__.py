@@ -6,38 +6,47 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 from smartid_testbed import binaries
+from smartid_testbed.testbed import TestBed
 
 
 def _up(args: argparse.Namespace) -> int:
-    from smartid_testbed.demo import run_demo
-    from smartid_testbed.testbed import TestBed
-
     started = time.monotonic()
-    done = threading.Event()
-    # SIGTERM ends the test bed as Ctrl-C does: everything stopped and cleaned up.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with TestBed.start(args.workdir) as bed:
-        print(f"[smartid-testbed] cluster up in {time.monotonic() - started:.1f} s", flush=True)
-        if args.demo:
-            run_demo(bed)
-        kubectl = binaries.find("kubectl")
-        print(f"\n  export KUBECONFIG={bed.kubeconfig}\n  {kubectl} get nodes,pods -A\n"
-              f"  mongo pod addresses: {bed.kubelet.addresses.path}\n"
-              "\nCtrl-C stops the cluster and removes its files.", flush=True)
-        if args.exit:
-            return 0
-        try:
-            while not done.wait(1):
-                bed.cluster.check_alive()
-        except KeyboardInterrupt:
-            pass
-        print("\n[smartid-testbed] stopping ...", flush=True)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM end the test bed alike, at any point: the context managers stop and
+    # clean up. Set explicitly: a shell starts background jobs with SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+    try:
+        with TestBed.start(args.workdir) as bed:
+            _serve(bed, args, started)
+    except KeyboardInterrupt:
+        print("\n[smartid-testbed] stopped and cleaned up", flush=True)
+        return 130
     return 0
+
+
+def _serve(bed: TestBed, args: argparse.Namespace, started: float) -> None:
+    from smartid_testbed.demo import run_demo
+
+    print(f"[smartid-testbed] cluster up in {time.monotonic() - started:.1f} s", flush=True)
+    if args.demo:
+        run_demo(bed)
+    kubectl = binaries.find("kubectl")
+    print(f"\n  export KUBECONFIG={bed.kubeconfig}\n  {kubectl} get nodes,pods -A\n"
+          f"  mongo pod addresses: {bed.kubelet.addresses.path}\n"
+          "\nCtrl-C stops the cluster and removes its files.", flush=True)
+    if args.exit:
+        return
+    while True:
+        time.sleep(1)
+        bed.cluster.check_alive()
 
 
 def main(argv: list[str] | None = None) -> int:
