@@ -206,6 +206,30 @@ def test_two_engines_in_separate_processes_apply_each_migration_exactly_once(
     assert {h["applied_by"] for h in db[HISTORY].find()} == {winner["owner"]}
 
 
+def _crash_midway(uri: str, name: str) -> None:
+    Engine(mongo_io.database(uri, name), slow_catalog(30.0), owner="doomed",
+           lease_seconds=2).apply()
+
+
+def test_a_killed_engine_loses_only_its_lease_and_the_next_one_finishes(
+        mongo_server: MongoServer, db: Db) -> None:
+    ctx = multiprocessing.get_context("fork")
+    doomed = ctx.Process(target=_crash_midway, args=(mongo_server.uri, db.name))
+    doomed.start()
+    deadline = time.monotonic() + 20
+    while db[LOCKS].find_one({"owner": "doomed"}) is None:  # it holds the lease, mid-step
+        assert time.monotonic() < deadline, "the doomed engine never took the lease"
+        time.sleep(0.05)
+    doomed.kill()  # SIGKILL mid-migration: no cleanup, the lease stays behind
+    doomed.join()
+    assert db[LOCKS].find_one({"_id": LOCK_ID})["owner"] == "doomed"
+
+    report = Engine(db, owner="successor").apply(wait=30)
+    assert report.applied == IDS
+    assert report.waited_for == "doomed"  # it waited for the lease to expire, then took it
+    assert [h["applied_by"] for h in db[HISTORY].find()] == ["successor"] * 3
+
+
 def test_lease_blocks_while_held_is_renewed_while_working_and_stolen_once_expired(
         db: Db) -> None:
     now = datetime.datetime.now(datetime.UTC)
