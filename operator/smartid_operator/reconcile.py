@@ -95,7 +95,7 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest]
             unavailable = unavailable or reach.message
 
     conditions = cond.apply_observations(old_conditions, observations, now=now,
-                                           generation=generation)
+                                         generation=generation)
     new_status: dict[str, Any] = {
         "phase": cond.phase(conditions),
         "observedGeneration": generation,

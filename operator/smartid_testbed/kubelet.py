@@ -444,8 +444,8 @@ class _PodWorker:
             self._stop.wait()
             return
         bindir = str(Path(sys.executable).parent)
-        env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}", "HOME": os.environ["HOME"],
-               "HOSTNAME": self.meta["name"], **env}
+        env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}",
+               "HOME": os.environ.get("HOME", "/tmp"), "HOSTNAME": self.meta["name"], **env}
         if self.kubelet.mint_kubeconfig is not None:
             account = self.pod["spec"].get("serviceAccountName") or "default"
             path = self.kubelet.workdir / "pods" / namespace / f"{self.meta['uid']}.kubeconfig"
