@@ -137,7 +137,8 @@ def _go_build(tool: Tool, target: Path) -> None:
     partial = target.with_name(target.name + ".partial")
     cmd = [go, "build", "-v", "-buildvcs=false",
            "-ldflags", " ".join(("-s", "-w", *tool.ldflags)), "-o", str(partial), tool.package]
-    env = {**os.environ, "CGO_ENABLED": "0"}
+    # Go keeps its module and build caches under $HOME; later runs on this machine reuse them.
+    env = {"HOME": str(Path.home()), **os.environ, "CGO_ENABLED": "0"}
     _say(f"building {tool.name} {tool.version} from Go modules (first run only; "
          f"kube-apiserver takes ~3 min cold on 2 cores) ...")
     started = time.monotonic()
