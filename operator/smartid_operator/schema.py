@@ -9,6 +9,7 @@ expires, and the next holder resumes with idempotent steps.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +32,10 @@ class SchemaOutcome:
 
 
 def converge_schema(uri: str, spec: DatabaseSpec, owner: str) -> SchemaOutcome:
+    # A suffix per pass: the change handler and the health timer may run at once in this
+    # process, and each must hold the lease on its own, not share it by name.
     engine = Engine(mongo.database(uri, spec.mongo.database, spec.mongo.connect_timeout_seconds),
-                    owner=owner, lease_seconds=LEASE_SECONDS)
+                    owner=f"{owner}#{secrets.token_hex(3)}", lease_seconds=LEASE_SECONDS)
     target = spec.schema_version
     try:
         report = engine.apply(target)
