@@ -55,3 +55,4 @@ e2e-kind: setup image
 
 bench: build
 	$(PY) bench/apply_to_ready.py
+	$(PY) bench/tenant_doc_query.py
