@@ -8,7 +8,8 @@ import urllib.request
 from typing import Any
 
 import pymongo
-from kubernetes import client
+import pytest
+from kubernetes import client, config
 
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import apply, install_operator, render
@@ -105,6 +106,19 @@ def test_samples_go_ready_under_the_namespaced_install(
     assert pods[0].spec.service_account_name == "smartid-operator"
     logs = testbed.pod_logs("smartid", pods[0].metadata.name)
     assert "Traceback" not in logs, logs[-3000:]
+    # Least privilege, as the operator's own ServiceAccount sees it.
+    as_operator = client.CoreV1Api(config.new_client_from_config(config_file=str(
+        testbed.cluster.service_account_kubeconfig("smartid", "smartid-operator"))))
+    assert as_operator.read_namespaced_secret("smartid-mongo", "smartid").data["uri"]
+    for forbidden in (lambda: as_operator.list_namespaced_secret("smartid"),
+                      lambda: as_operator.read_namespaced_secret("smartid-mongo", "default"),
+                      lambda: as_operator.list_namespaced_pod("smartid"),
+                      lambda: as_operator.delete_namespaced_config_map("smartid-settings",
+                                                                       "smartid")):
+        with pytest.raises(client.ApiException) as denied:
+            forbidden()
+        assert denied.value.status == 403
+
     # The namespaced operator has done its part; the rest of the session uses the other one.
     testbed.kubectl("delete", "deployment", "smartid-operator", "-n", "smartid", "--wait=false")
 
