@@ -54,31 +54,20 @@ def version(**_: Any) -> str:
 
 def _publish(handler: str, body: kopf.Body, patch: kopf.Patch, result: Result,
              started: float) -> None:
-    meta = body.metadata
+    """Status through Kopf's patch, one Event per transition, and the metrics."""
     if result.changed(body.status):
         patch.status.update(result.status)
     for migration in result.migrated:
         kopf.info(body, reason="MigrationApplied", message=f"applied migration {migration}")
-        metrics.MIGRATIONS.labels(meta.namespace, meta.name).inc()
     for change in result.transitions:
         message = f"{change.type} is {change.status}: {change.message}"
         if change.status == "True":
             kopf.info(body, reason=change.reason, message=message)
         else:
             kopf.warn(body, reason=change.reason, message=message)
-    reachable = result.status.get("mongo", {}).get("reachable")
-    database = body.spec.get("mongo", {}).get("database", "")
-    if reachable is not None:
-        metrics.MONGO_REACHABLE.labels(meta.namespace, meta.name, database).set(int(reachable))
-    if version := result.status.get("schema", {}).get("version"):
-        metrics.SCHEMA_VERSION.labels(meta.namespace, meta.name).set(int(version[1:]))
-    metrics.READY.labels(meta.namespace, meta.name).set(int(result.status["phase"] == "Ready"))
-    outcome = ("invalid" if result.spec_error else "unavailable" if result.unavailable
-               else "ok")
-    metrics.RECONCILES.labels(handler, outcome).inc()
-    if result.spec_error:
-        metrics.ERRORS.labels(handler, result.spec_error.reason).inc()
-    metrics.DURATION.labels(handler).observe(time.monotonic() - started)
+    metrics.observe(handler, body.metadata.namespace or "", body.metadata.name or "",
+                    body.spec.get("mongo", {}).get("database", ""), result,
+                    time.monotonic() - started)
 
 
 @kopf.on.resume(*RESOURCE)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from smartid_operator.reconcile import Result
 
 RECONCILES = Counter("smartid_reconciles_total", "Reconciles by handler and result",
                      ["handler", "result"])
@@ -20,6 +24,23 @@ SCHEMA_VERSION = Gauge("smartid_schema_version", "Schema version the database is
                        ["namespace", "name"])
 READY = Gauge("smartid_database_ready", "1 if the SmartIDDatabase is Ready",
               ["namespace", "name"])
+
+
+def observe(handler: str, namespace: str, name: str, database: str, result: Result,
+            seconds: float) -> None:
+    """Record one reconcile pass."""
+    status = result.status
+    if (reachable := status.get("mongo", {}).get("reachable")) is not None:
+        MONGO_REACHABLE.labels(namespace, name, database).set(int(reachable))
+    if version := status.get("schema", {}).get("version"):
+        SCHEMA_VERSION.labels(namespace, name).set(int(version[1:]))
+    READY.labels(namespace, name).set(int(status["phase"] == "Ready"))
+    MIGRATIONS.labels(namespace, name).inc(len(result.migrated))
+    outcome = "invalid" if result.spec_error else "unavailable" if result.unavailable else "ok"
+    RECONCILES.labels(handler, outcome).inc()
+    if result.spec_error:
+        ERRORS.labels(handler, result.spec_error.reason).inc()
+    DURATION.labels(handler).observe(seconds)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
