@@ -18,19 +18,11 @@ from typing import Any
 from kubernetes import client, config
 
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import install_operator
+from smartid_testbed.install import install_operator, mongo_statefulset
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.testbed import TestBed
 
 GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"
-
-
-def mongo_statefulset() -> dict[str, Any]:
-    labels = {"app": "mongo"}
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "mongo"},
-            "spec": {"serviceName": "mongo", "replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                         {"name": "mongo", "image": "mongo:7"}]}}}}
 
 
 def poll(check: Callable[[], bool], timeout: float = 60) -> float:

@@ -35,7 +35,6 @@ class Result:
     transitions: list[Transition]
     spec_error: SpecError | None = None
     unavailable: str | None = None  # a transient failure worth retrying soon
-    children: list[Manifest] = field(default_factory=list)
     migrated: list[str] = field(default_factory=list)  # migrations applied by this pass
 
     def changed(self, current: Mapping[str, Any]) -> bool:
@@ -112,7 +111,7 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest]
         if health.latency_ms is not None:
             new_status["mongo"]["latencyMilliseconds"] = health.latency_ms
     return Result(new_status, cond.transitions(old_conditions, conditions),
-                  spec_error=spec_error, unavailable=unavailable, children=applied,
+                  spec_error=spec_error, unavailable=unavailable,
                   migrated=migrated)
 
 

@@ -39,7 +39,7 @@ def converge_schema(uri: str, spec: DatabaseSpec, owner: str) -> SchemaOutcome:
     target = spec.schema_version
     try:
         report = engine.apply(target)
-        state = engine.state(target)
+        state = report.state or engine.state(target)
     except MigrationError as exc:
         outcome = SchemaOutcome(Observation(SCHEMA_READY, False, exc.reason, str(exc)))
         if exc.reason in ("MigrationLocked", "MigrationLockLost", "MigrationFailed"):

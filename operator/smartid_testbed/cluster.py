@@ -10,7 +10,6 @@ ServiceAccount tokens, default admission plugins), kube-controller-manager, kube
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import ssl
@@ -189,7 +188,7 @@ class LocalCluster:
             "--profiling=false",
         ])
         # The controller-manager is working once it has made the default ServiceAccount.
-        wait_for(lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default"),
+        wait_for(lambda: self.get("/api/v1/namespaces/default/serviceaccounts/default"),
                  timeout=90, what="kube-controller-manager (default ServiceAccount)")
 
     def _spawn(self, name: str, argv: list[str]) -> Child:
@@ -211,14 +210,15 @@ class LocalCluster:
         ctx.load_cert_chain(str(self._admin.cert), str(self._admin.key))
         return ctx
 
-    def _get(self, path: str) -> Any:
+    def get(self, path: str) -> Any:
+        """GET an API path as admin: JSON for /api..., raw bytes for /readyz and such."""
         self.check_alive()
         with urllib.request.urlopen(self.server + path, context=self._ssl(), timeout=5) as resp:
             return json.loads(resp.read() or b"{}") if path.startswith("/api") else resp.read()
 
     def _readyz(self) -> bool:
         try:
-            return bool(self._get("/readyz") == b"ok")
+            return bool(self.get("/readyz") == b"ok")
         except urllib.error.HTTPError:
             return False
 
@@ -244,6 +244,3 @@ class LocalCluster:
         path = path or self.workdir / f"sa-{namespace}-{name}.kubeconfig"
         return write_kubeconfig(path, server=self.server, ca=self.ca_cert,
                                 user=f"{namespace}-{name}", token=token, namespace=namespace)
-
-    def ca_bundle_b64(self) -> str:
-        return base64.b64encode(self.ca_cert.read_bytes()).decode()

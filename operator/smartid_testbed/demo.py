@@ -8,8 +8,7 @@ import json
 import time
 
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import apply, install_operator, render
-from smartid_testbed.kubelet import MONGO_PORT
+from smartid_testbed.install import apply_samples, install_operator
 from smartid_testbed.testbed import TestBed
 
 NS = "smartid"
@@ -36,12 +35,7 @@ def run_demo(bed: TestBed) -> None:
     _say("installing the operator: kubectl apply -k deploy/")
     install_operator(bed, "deploy", health_interval=3)
     _say("applying the samples: kubectl apply -k deploy/samples (mongo:7 + SmartIDDatabase)")
-    samples = render(bed, "deploy/samples")
-    address = bed.mongo_address(NS, "mongo-0")
-    for doc in samples:
-        if doc["kind"] == "Secret":  # the test bed publishes pod addresses, not Service DNS
-            doc["stringData"]["uri"] = f"mongodb://{address}:{MONGO_PORT}/smartid"
-    apply(bed, samples)
+    apply_samples(bed, NS)
     took = _wait_phase(bed, "Ready")
     _say(f"SmartIDDatabase Ready {took:.1f} s after the samples were applied")
     print(bed.kubectl("get", "sidb,statefulset,pods,configmap", "-n", NS), flush=True)

@@ -9,6 +9,7 @@ narrower namespace selection.  RBAC, ServiceAccount and args are otherwise as sh
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,43 @@ from typing import Any
 import yaml
 
 from smartid_testbed.cluster import wait_for
+from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.processes import free_port
 from smartid_testbed.testbed import TestBed
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def mongo_statefulset(name: str = "mongo", replicas: int = 1) -> dict[str, Any]:
+    """A minimal StatefulSet of the official mongo image with a data volume claim."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceName": name, "replicas": replicas, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                "name": "mongo", "image": "mongo:7",
+                "ports": [{"containerPort": MONGO_PORT}],
+                "volumeMounts": [{"name": "data", "mountPath": "/data/db"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}],
+        },
+    }
+
+
+def apply_samples(bed: TestBed, namespace: str = "smartid") -> str:
+    """``kubectl apply -k deploy/samples``, with the Secret's URI naming the address the
+    kubelet stand-in publishes for mongo-0 (no Service endpoints on loopback; on kind the
+    sample's own Service DNS name is used). Returns that URI."""
+    uri = f"mongodb://{bed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"
+    samples = render(bed, "deploy/samples")
+    for doc in samples:
+        if doc["kind"] == "Secret":
+            doc["stringData"]["uri"] = uri
+    apply(bed, samples)
+    return uri
 
 
 def render(bed: TestBed, path: str) -> list[dict[str, Any]]:
@@ -74,8 +108,6 @@ def install_operator(bed: TestBed, overlay: str = "deploy", *,
 
 
 def _live(port: int) -> bool:
-    import urllib.request
-
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
         return bool(resp.status == 200)
 

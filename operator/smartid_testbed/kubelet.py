@@ -114,6 +114,7 @@ class KubeletStandIn:
         self._threads: list[threading.Thread] = []
         self._pods: dict[str, _PodWorker] = {}
         self._pods_lock = threading.Lock()
+        self._ready_since = _now()  # conditions never flip here: one transition time
 
     def api(self) -> client.CoreV1Api:
         return client.CoreV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))
@@ -143,18 +144,18 @@ class KubeletStandIn:
     # -- node -----------------------------------------------------------------------------------
 
     def _node_status(self) -> Obj:
-        now = _now()
+        now, since = _now(), self._ready_since
         resources = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
         conditions = [
             {"type": t, "status": "False", "reason": r, "message": "test bed",
-             "lastHeartbeatTime": now, "lastTransitionTime": now}
+             "lastHeartbeatTime": now, "lastTransitionTime": since}
             for t, r in (("MemoryPressure", "KubeletHasSufficientMemory"),
                          ("DiskPressure", "KubeletHasNoDiskPressure"),
                          ("PIDPressure", "KubeletHasSufficientPID"))
         ]
         conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
                            "message": "smartid test-bed kubelet stand-in is posting ready status",
-                           "lastHeartbeatTime": now, "lastTransitionTime": now})
+                           "lastHeartbeatTime": now, "lastTransitionTime": since})
         return {"capacity": resources, "allocatable": resources, "conditions": conditions,
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
                               {"type": "Hostname", "address": self.node_name}],

@@ -55,7 +55,7 @@ class TestBed:
             mint_kubeconfig=lambda ns, sa, path: cluster.service_account_kubeconfig(ns, sa, path))
         try:
             kubelet.start()
-            wait_for(lambda: cluster._get(f"/api/v1/nodes/{kubelet.node_name}"), timeout=30,
+            wait_for(lambda: cluster.get(f"/api/v1/nodes/{kubelet.node_name}"), timeout=30,
                      what="the test-bed Node")
         except BaseException:
             kubelet.stop()

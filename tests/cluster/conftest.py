@@ -20,11 +20,11 @@ from kubernetes import client, config
 
 from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import install_operator
+from smartid_testbed.install import install_operator, mongo_statefulset
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.mongo_server import MongoServer
 from smartid_testbed.testbed import TestBed
-from tests.cluster.helpers import mongo_statefulset, pod_ready
+from tests.cluster.helpers import pod_ready
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

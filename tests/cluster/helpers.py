@@ -6,27 +6,7 @@ from typing import Any
 
 from kubernetes import client
 
-from smartid_testbed.kubelet import MONGO_PORT
-
 GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"
-
-
-def mongo_statefulset(name: str = "mongo") -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": name},
-        "spec": {
-            "serviceName": name, "replicas": 1, "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
-                "name": "mongo", "image": "mongo:7",
-                "ports": [{"containerPort": MONGO_PORT}],
-                "volumeMounts": [{"name": "data", "mountPath": "/data/db"}]}]}},
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "1Gi"}}}}],
-        },
-    }
 
 
 def database(name: str = "smartid", **spec: Any) -> dict[str, Any]:

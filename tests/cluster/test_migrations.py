@@ -30,6 +30,7 @@ from smartid_operator.migrations.catalog import MIGRATIONS
 from smartid_operator.migrations.engine import HISTORY, LOCK_ID, LOCKS
 from smartid_operator.migrations.model import Migration
 from smartid_operator.migrations.steps import StepPlan, StepResult, normalize_keys
+from smartid_testbed.cluster import wait_for
 from smartid_testbed.mongo_server import MongoServer
 
 Db = Database[dict[str, Any]]
@@ -241,11 +242,19 @@ def test_lease_blocks_while_held_is_renewed_while_working_and_stolen_once_expire
 
     db[LOCKS].update_one({"_id": LOCK_ID},
                          {"$set": {"expires_at": now - datetime.timedelta(seconds=1)}})
-    # A lease of 1.5 s and a 3 s step: only renewal keeps others out at 2.5 s.
+    # A lease of 1.5 s and a 3 s step: once the holder has renewed past its first expiry,
+    # only renewal is keeping others out.
     holder = Engine(db, slow_catalog(3.0), owner="holder", lease_seconds=1.5)
     worker = threading.Thread(target=holder.apply)
     worker.start()
-    time.sleep(2.5)
+
+    def renewed_past_first_expiry() -> bool:
+        lease = db[LOCKS].find_one({"_id": LOCK_ID, "owner": "holder"})
+        return lease is not None and (lease["renewed_at"] - lease["acquired_at"]
+                                      > datetime.timedelta(seconds=1.6))
+
+    wait_for(renewed_past_first_expiry, timeout=10, interval=0.05,
+             what="the holder to renew its lease")
     with pytest.raises(LockBusy, match="holder"):
         Engine(db, owner="intruder").apply(wait=0)
     worker.join(30)

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import apply, install_operator, render
+from smartid_testbed.install import apply_samples, install_operator, mongo_statefulset
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.testbed import TestBed
 from tests.cluster.conftest import Operator
@@ -22,7 +22,6 @@ from tests.cluster.helpers import (
     VERSION,
     condition,
     database,
-    mongo_statefulset,
     pod_ready,
     scale,
 )
@@ -56,14 +55,7 @@ def test_samples_go_ready_under_the_namespaced_install(
     """`kubectl apply -k deploy/` then `kubectl apply -k deploy/samples`, as the README says."""
     namespace, _ = install_operator(testbed, "deploy", health_interval=2)
     assert namespace == "smartid"
-    samples = render(testbed, "deploy/samples")
-    # On the test bed the URI names the address the kubelet stand-in publishes (no Service
-    # endpoints on loopback); on kind the sample's own Service DNS name is used.
-    address = testbed.mongo_address("smartid", "mongo-0")
-    for doc in samples:
-        if doc["kind"] == "Secret":
-            doc["stringData"]["uri"] = f"mongodb://{address}:{MONGO_PORT}/smartid"
-    apply(testbed, samples)
+    uri = apply_samples(testbed, "smartid")
 
     obj = wait_phase(custom, "smartid", "Ready", timeout=90)
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
@@ -95,7 +87,7 @@ def test_samples_go_ready_under_the_namespaced_install(
                                           {"spec": {"recovery": {"batchSize": 100}}})
     wait_for(lambda: get_db(custom, "smartid")["status"]["observedGeneration"] == 2,
              timeout=30, what="the second reconcile")
-    with pymongo.MongoClient(f"mongodb://{address}:{MONGO_PORT}") as mc:
+    with pymongo.MongoClient(uri) as mc:
         assert mc.smartid.smartid_migrations.count_documents({}) == 3
     assert [e.reason for e in events()].count("MigrationApplied") == 3
     assert all(e.source.component == "smartid-operator" or e.reporting_component ==
@@ -291,9 +283,7 @@ def test_created_while_mongo_is_down_backs_off_then_goes_ready(
     uri = f"mongodb://{testbed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"
     core.create_namespaced_secret(namespace, client.V1Secret(
         metadata=client.V1ObjectMeta(name="smartid-mongo"), string_data={"uri": uri}))
-    down = mongo_statefulset()
-    down["spec"]["replicas"] = 0
-    apps.create_namespaced_stateful_set(namespace, down)
+    apps.create_namespaced_stateful_set(namespace, mongo_statefulset(replicas=0))
     fast = {"uriSecretRef": {"name": "smartid-mongo"}, "workload": {"name": "mongo"},
             "connectTimeoutSeconds": 1}
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,

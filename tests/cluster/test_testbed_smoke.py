@@ -7,9 +7,10 @@ import pytest
 from kubernetes import client
 
 from smartid_testbed.cluster import wait_for
+from smartid_testbed.install import mongo_statefulset
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.testbed import TestBed
-from tests.cluster.helpers import mongo_statefulset, pod_exists, pod_ready, scale
+from tests.cluster.helpers import pod_exists, pod_ready, scale
 
 
 def test_mongo_statefulset_survives_scale_to_zero_and_back(

@@ -92,6 +92,7 @@ class ApplyReport:
     unsupported: list[str] = field(default_factory=list)
     waited_seconds: float = 0.0
     waited_for: str | None = None
+    state: SchemaState | None = None  # as it stands after this apply
 
 
 class Engine:
@@ -159,6 +160,7 @@ class Engine:
         report = ApplyReport()
         state = self._check(target)
         if not state.pending:
+            report.state = state
             return report
         started = time.monotonic()
         while not mongo.lease_acquire(self.db, LOCKS, LOCK_ID, self.owner, _now(),
@@ -189,6 +191,7 @@ class Engine:
             stop.set()
             renewer.join()
             mongo.lease_release(self.db, LOCKS, LOCK_ID, self.owner)
+        report.state = self.state(target)
         return report
 
     def rollback(self, target: str | int) -> list[str]:

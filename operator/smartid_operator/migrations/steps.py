@@ -220,8 +220,8 @@ class SetValidator:
             self.validator) and options.get("validationLevel", "strict") == self.level and \
             options.get("validationAction", "error") == self.action
 
-    def _failing(self, db: Database) -> str:
-        if self._current(db) is None:
+    def _failing(self, db: Database, current: Mapping[str, Any] | None) -> str:
+        if current is None:
             return "0 existing documents would fail it"
         count = mongo.count_failing(db, self.collection, dict(self.validator))
         if count is None:
@@ -229,15 +229,16 @@ class SetValidator:
         return f"{count} existing documents would fail it"
 
     def plan(self, db: Database) -> StepPlan:
-        if self._in_place(self._current(db)):
+        current = self._current(db)
+        if self._in_place(current):
             return StepPlan(self.describe(), "noop", "in place")
-        return StepPlan(self.describe(), "set", self._failing(db))
+        return StepPlan(self.describe(), "set", self._failing(db, current))
 
     def apply(self, db: Database) -> StepResult:
         current = self._current(db)
         if self._in_place(current):
             return StepResult(self.describe(), "exists", "in place")
-        failing = self._failing(db)
+        failing = self._failing(db, current)
         if current is None:
             mongo.create_collection(db, self.collection)
         try:
