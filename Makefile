@@ -2,15 +2,15 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: setup build demo test test-unit test-cluster lint bench e2e-kind image clean
 
 setup: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml testbed/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' -e ./testbed
 	touch $@
 
 # Build (first run, ~6 min on 2 cores) or reuse the test bed's Go binaries.
@@ -21,7 +21,7 @@ demo: build
 	$(PY) -m smartid_testbed up --demo
 
 lint: setup
-	$(PY) -m ruff check operator tests bench
+	$(PY) -m ruff check operator testbed tests bench
 	$(PY) -m mypy
 
 test: lint build
