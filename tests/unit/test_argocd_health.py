@@ -1,4 +1,12 @@
-"""The Argo CD health check, run for real in Lua 5.1 (what Argo CD's gopher-lua speaks)."""
+"""The Argo CD health check, run as Argo CD runs one from argocd-cm.
+
+Argo CD (util/lua/lua.go) runs a health script in gopher-lua, a Lua 5.1, with only the
+``package``, base and ``table`` libraries opened and ``require("os")`` giving ``os.time`` and
+``os.date``; no ``string``, ``math``, ``io``, ``coroutine`` or ``debug``, and no string methods
+(gopher-lua sets the string metatable only when it opens ``string``). ``argocd_health``
+rebuilds that environment in Lua 5.1 (lupa) and reads the result as Argo CD does. The cases
+are Argo CD's own ``health_test.yaml`` beside the script.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +15,136 @@ from typing import Any
 
 import pytest
 import yaml
-from lupa import lua51
+from lupa import lua51  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = (ROOT / "deploy/argocd/health.lua").read_text()
+ARGOCD = ROOT / "deploy/argocd"
+CHECK = ARGOCD / "resource_customizations/smartid.io/SmartIDDatabase"
+SCRIPT = (CHECK / "health.lua").read_text()
+KEY = "resource.customizations.health.smartid.io_SmartIDDatabase"
+
+# gopher-lua's OpenBase globals, plus the package and table libraries.
+BASE = ("assert", "collectgarbage", "dofile", "error", "getfenv", "getmetatable", "ipairs",
+        "load", "loadfile", "loadstring", "module", "newproxy", "next", "pairs", "pcall",
+        "print", "rawequal", "rawget", "rawset", "require", "select", "setfenv",
+        "setmetatable", "tonumber", "tostring", "type", "unpack", "xpcall", "_G", "_VERSION")
+ALLOWED = (*BASE, "package", "table")
+# gitops-engine's health codes; anything else Argo CD turns into Unknown.
+CODES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
+# Argo CD cancels a script after 1 s; an instruction budget stands in for that clock.
+BUDGET = 10_000_000
+
+_SANDBOX = """
+function(allowed, budget)
+  local safe_os = {time = os.time, date = os.date}
+  debug.sethook(function() error("script ran too long") end, "", budget)
+  getmetatable("").__index = nil
+  local keep = {}
+  for _, name in ipairs(allowed) do keep[name] = true end
+  for name in pairs(_G) do
+    if not keep[name] then _G[name] = nil end
+  end
+  for name in pairs(package.loaded) do
+    if not keep[name] then package.loaded[name] = nil end
+  end
+  package.preload.os = function() return safe_os end
+end
+"""
 
 
-def to_lua(runtime: Any, value: Any) -> Any:
-    if isinstance(value, dict):
-        return runtime.table_from({k: to_lua(runtime, v) for k, v in value.items()})
-    if isinstance(value, list):
-        return runtime.table_from([to_lua(runtime, v) for v in value])
-    return value
+def argocd_health(script: str, obj: dict[str, Any]) -> dict[str, str]:
+    """The health status Argo CD would report for ``obj``, as {status, message}."""
+    runtime = lua51.LuaRuntime(register_eval=False, register_builtins=False)
+    runtime.eval(_SANDBOX)(runtime.table_from(list(ALLOWED)), BUDGET)
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute(script)
+    if lua51.lua_type(result) != "table":
+        raise TypeError(f"expect table output from Lua script, not {lua51.lua_type(result)}")
+    status, message = result["status"], result["message"]
+    if status not in CODES:
+        return {"status": "Unknown", "message": "Lua returned an invalid health status"}
+    return {"status": str(status), "message": "" if message is None else str(message)}
 
 
-def health(obj: dict[str, Any]) -> tuple[str, str]:
-    runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-    runtime.globals().obj = to_lua(runtime, obj)
-    result = runtime.execute(SCRIPT)
-    return str(result["status"]), str(result["message"])
+def health_tests() -> list[Any]:
+    cases = yaml.safe_load((CHECK / "health_test.yaml").read_text())["tests"]
+    return [pytest.param(c["inputPath"], c["healthStatus"], id=Path(c["inputPath"]).stem)
+            for c in cases]
 
 
-def cond(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
-    return {"type": type_, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": "2026-11-25T14:00:00Z"}
+@pytest.mark.parametrize(("input_path", "expected"), health_tests())
+def test_health_test_yaml_case(input_path: str, expected: dict[str, str]) -> None:
+    obj = yaml.safe_load((CHECK / input_path).read_text())
+    assert argocd_health(SCRIPT, obj) == expected
 
 
-def db(generation: int = 1, **status: Any) -> dict[str, Any]:
-    return {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDDatabase",
-            "metadata": {"name": "smartid", "generation": generation},
-            "status": status or None}
+def test_every_testdata_object_has_a_case() -> None:
+    listed = {c["inputPath"] for c in yaml.safe_load((CHECK / "health_test.yaml").read_text())
+              ["tests"]}
+    present = {f"testdata/{p.name}" for p in (CHECK / "testdata").glob("*.yaml")}
+    assert listed == present
+    verdicts = {c["healthStatus"]["status"] for c in yaml.safe_load(
+        (CHECK / "health_test.yaml").read_text())["tests"]}
+    assert verdicts == {"Healthy", "Progressing", "Degraded"}
 
 
-READY = [cond("ResourcesReady", "True", "Applied", "ok"),
-         cond("MongoReachable", "True", "Pinged", "MongoDB 7.0.14 answered ping in 1 ms"),
-         cond("Ready", "True", "AllConditionsMet", "the database is as declared")]
-DOWN = [cond("ResourcesReady", "True", "Applied", "ok"),
-        cond("MongoReachable", "False", "Unreachable", "MongoDB did not answer"),
-        cond("Ready", "False", "Unreachable", "MongoReachable: MongoDB did not answer")]
-MISSING_SECRET = [cond("MongoReachable", "False", "SecretNotFound", "Secret smartid/x missing"),
-                  cond("Ready", "False", "SecretNotFound", "MongoReachable: Secret missing")]
-STARTING = [cond("ResourcesReady", "True", "Applied", "ok"),
-            cond("Ready", "False", "Reconciling", "not observed yet: MongoReachable")]
+@pytest.mark.parametrize("snippet", [
+    'string.format("%d", 1)',
+    '("ready"):upper()',
+    "math.floor(1.5)",
+    "os.time()",
+    'io.write("x")',
+    "coroutine.create(print)",
+    "debug.traceback()",
+])
+def test_sandbox_refuses_what_argocd_does_not_load(snippet: str) -> None:
+    """A script leaning on any of these would pass a full Lua and fail in Argo CD."""
+    script = f'local x = {snippet}\nreturn {{status = "Healthy", message = "no"}}'
+    with pytest.raises(lua51.LuaError):
+        argocd_health(script, {})
 
 
-@pytest.mark.parametrize(("obj", "verdict", "message"), [
-    (db(), "Progressing", "Waiting for the operator to report status"),
-    (db(phase="Ready", observedGeneration=1, conditions=READY), "Healthy",
-     "the database is as declared"),
-    (db(generation=2, phase="Ready", observedGeneration=1, conditions=READY), "Progressing",
-     "observe generation 2"),
-    (db(phase="Degraded", observedGeneration=1, conditions=DOWN), "Degraded",
-     "MongoDB did not answer"),
-    (db(phase="Failed", observedGeneration=1, conditions=MISSING_SECRET), "Degraded",
-     "Secret missing"),
-    (db(phase="Progressing", observedGeneration=1, conditions=STARTING), "Progressing",
-     "not observed yet"),
-], ids=["no-status", "ready", "new-generation", "mongo-down", "bad-secret", "starting"])
-def test_verdict_for_each_sample_status(obj: dict[str, Any], verdict: str, message: str) -> None:
-    got, text = health(obj)
-    assert got == verdict
-    assert message in text
+def test_sandbox_keeps_what_argocd_loads() -> None:
+    script = """
+    local os = require("os")
+    local t = {}
+    table.insert(t, tostring(obj.n))
+    table.insert(t, type(os.time()))
+    return {status = "Healthy", message = table.concat(t, " ") .. " " .. #obj.items}
+    """
+    got = argocd_health(script, {"n": 3, "items": ["a", "b"]})
+    assert got == {"status": "Healthy", "message": "3 number 2"}
 
 
-def test_argocd_cm_patch_carries_the_same_script() -> None:
-    patch = yaml.safe_load((ROOT / "deploy/argocd/argocd-cm-patch.yaml").read_text())
-    inlined = patch["data"]["resource.customizations.health.smartid.io_SmartIDDatabase"]
-    assert inlined.strip() == SCRIPT.strip()
+def test_an_endless_script_is_stopped() -> None:
+    with pytest.raises(lua51.LuaError, match="too long"):
+        argocd_health("while true do end", {})
+
+
+def test_an_invalid_status_is_unknown() -> None:
+    got = argocd_health('return {status = "Fine", message = "m"}', {})
+    assert got == {"status": "Unknown", "message": "Lua returned an invalid health status"}
+
+
+def _inlined() -> dict[str, str]:
+    def load(name: str) -> Any:
+        return yaml.safe_load((ARGOCD / name).read_text())
+
+    checks = load("argocd-operator-health-check.yaml")["spec"]["resourceHealthChecks"]
+    (entry,) = [c for c in checks if (c["group"], c["kind"]) == ("smartid.io", "SmartIDDatabase")]
+    return {
+        "argocd-cm-patch.yaml": load("argocd-cm-patch.yaml")["data"][KEY],
+        "helm-values.yaml": load("helm-values.yaml")["configs"]["cm"][KEY],
+        "argocd-operator-health-check.yaml": entry["check"],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_inlined()))
+def test_each_install_route_carries_the_same_script(name: str) -> None:
+    assert _inlined()[name] == SCRIPT, f"copy health.lua into deploy/argocd/{name}"
+
+
+def test_the_patch_adds_only_our_key() -> None:
+    """A merge patch with nothing but our key: nothing else of argocd-cm can change."""
+    patch = yaml.safe_load((ARGOCD / "argocd-cm-patch.yaml").read_text())
+    assert patch == {"data": {KEY: SCRIPT}}
