@@ -7,6 +7,7 @@ import logging
 import sys
 
 from smartid_operator import __version__
+from smartid_operator.backup import cli as backup_cli
 from smartid_operator.migrations import cli as migrate_cli
 from smartid_operator.options import OPTIONS
 
@@ -51,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="liveness endpoint URL, '' to disable (default %(default)s)")
     run.add_argument("-v", "--verbose", action="store_true")
     migrate_cli.add_parser(sub)
+    backup_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
     if args.command == "migrate":
         return migrate_cli.run(args)
+    if args.command == "backup":
+        return backup_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,0 +1,354 @@
+"""``smartid-operator backup run | list | prune | verify | restore``: the backup Job's
+entrypoint and the same commands outside Kubernetes.
+
+The MongoDB URI is read from $SMARTID_MONGO_URI only (never an argument, never printed).
+Settings come from the environment (what the settings ConfigMap provides) and flags override
+them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import urllib.parse
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from smartid_operator.backup import engines, layout
+from smartid_operator.backup import manifest as manifests
+from smartid_operator.backup.client import BackupError, uri_from_env
+from smartid_operator.backup.manifest import Manifest, ManifestError
+from smartid_operator.backup.progress import Lines
+from smartid_operator.backup.prune import PruneReport, prune
+from smartid_operator.backup.restore import RestoreRefused, restore
+from smartid_operator.backup.retention import Policy
+from smartid_operator.backup.run import RunSettings, utcnow
+from smartid_operator.backup.run import run as run_backup
+from smartid_operator.backup.summary import summarize, termination_message
+from smartid_operator.backup.verify import SCRATCH_ENV, default_scratch, verify
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNVERIFIED, EXIT_REFUSED = 0, 1, 2, 3, 4
+DIR_ENV, DB_ENV = "SMARTID_BACKUP_DIR", "SMARTID_DATABASE"
+DAYS_ENV, KEEP_ENV = "SMARTID_BACKUP_RETENTION_DAYS", "SMARTID_BACKUP_KEEP_LAST"
+GZIP_ENV, VERIFY_ENV = "SMARTID_BACKUP_GZIP", "SMARTID_BACKUP_VERIFY"
+TERMINATION_ENV = "SMARTID_TERMINATION_MESSAGE_PATH"
+DEFAULT_DIR = "/backups"
+_K8S_TERMINATION_LOG = "/dev/termination-log"
+
+
+class Terminated(BaseException):
+    """SIGTERM (a Job's deadline, a deleted pod): unwind so the temporary dump is removed."""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise UsageError(f"${name} must be true or false, not {value!r}")
+
+
+def _count(text: str | None, what: str) -> int | None:
+    """A non-negative whole number; empty or 0 turns the rule off."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{what} must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{what} must not be negative")
+    return value or None
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "backup", help="dump, list, prune, verify or restore backups",
+        description=__doc__ + "\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 verification "
+                              "failed, 4 restore refused (target not empty, dump tampered)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="backup_action", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+        p.add_argument("--dir", type=Path, default=None,
+                       help=f"the backup directory (default: ${DIR_ENV} or {DEFAULT_DIR})")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    def mongo_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--engine", choices=engines.CHOICES, default=None,
+                       help=f"default: ${engines.ENGINE_ENV} or auto (the official tools when "
+                            f"mongodump and mongorestore are on PATH, else built-in)")
+
+    def scratch_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scratch-database", default=None,
+                       help=f"where verification restores (default: ${SCRATCH_ENV} or "
+                            f"<database>_verify); dropped afterwards")
+
+    def retention_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--retention-days", default=None,
+                       help=f"prune dumps older than this (default: ${DAYS_ENV}; 0 = off)")
+        p.add_argument("--keep-last", default=None,
+                       help=f"always keep this many newest dumps (default: ${KEEP_ENV}; 0 = off)")
+
+    run = action("run", "dump the database, verify the dump, prune old dumps")
+    run.add_argument("--database", default=None, help=f"default: ${DB_ENV} or smartid")
+    mongo_options(run)
+    run.add_argument("--gzip", action=argparse.BooleanOptionalAction, default=None,
+                     help=f"gzip the files as mongodump --gzip (default: ${GZIP_ENV} or true)")
+    run.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                     help=f"restore the new dump into a scratch database and compare "
+                          f"(default: ${VERIFY_ENV} or true)")
+    scratch_option(run)
+    retention_options(run)
+    run.add_argument("--termination-log", type=Path, default=None,
+                     help=f"write the outcome here as JSON (default: ${TERMINATION_ENV}, or "
+                          f"{_K8S_TERMINATION_LOG} when it exists)")
+
+    action("list", "list the dumps (newest last)")
+
+    pr = action("prune", "delete dumps past the retention")
+    retention_options(pr)
+    pr.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+
+    ver = action("verify", "restore a dump into a scratch database and compare with its manifest")
+    ver.add_argument("name", nargs="?", default="latest",
+                     help="a dump name, latest (default) or latest-verified")
+    mongo_options(ver)
+    scratch_option(ver)
+
+    rest = action("restore", "restore a dump into a database")
+    rest.add_argument("name", help="a dump name, latest or latest-verified")
+    rest.add_argument("--target-database", required=True,
+                      help="the database to restore into (must be empty unless --drop)")
+    rest.add_argument("--drop", action="store_true",
+                      help="drop each dumped collection in the target before restoring it")
+    mongo_options(rest)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def _backup_dir(args: argparse.Namespace) -> Path:
+    return Path(args.dir or os.environ.get(DIR_ENV) or DEFAULT_DIR)
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    days = args.retention_days if args.retention_days is not None else os.environ.get(DAYS_ENV)
+    keep = args.keep_last if args.keep_last is not None else os.environ.get(KEEP_ENV)
+    return Policy(_count(days, "retention days"), _count(keep, "keep-last"))
+
+
+def _engine(args: argparse.Namespace) -> engines.Engine:
+    return engines.select(args.engine or os.environ.get(engines.ENGINE_ENV) or "auto")
+
+
+def _scratch(args: argparse.Namespace, database: str) -> str:
+    return args.scratch_database or os.environ.get(SCRATCH_ENV) or default_scratch(database)
+
+
+def _reason(exc: BaseException, uri: str | None) -> str:
+    """One line, short, and never the URI's password even if a message carried it."""
+    text = " ".join(str(exc).split(", Timeout:")[0].split(", full error:")[0].split())
+    if isinstance(exc, PyMongoError) and not text.startswith("MongoDB"):
+        text = f"MongoDB: {text}"
+    password = urllib.parse.urlsplit(uri).password if uri and "://" in uri else None
+    for secret in filter(None, [uri, password, urllib.parse.unquote(password or "")]):
+        text = text.replace(secret, "***")
+    return text[:1000]
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"backup: {message}", file=sys.stderr)
+    return code
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: list[str]) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else "\n".join(text))
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _prune_lines(report: PruneReport) -> list[str]:
+    lines = [f"  {'keep  ' if d.keep else ('would delete' if report.dry_run else 'delete')} "
+             f"{d.name}  ({d.why})" for d in report.decisions]
+    lines += [f"  removed unfinished {name}" for name in report.stale_removed]
+    return lines
+
+
+def _prune_json(report: PruneReport) -> dict[str, Any]:
+    return {"dryRun": report.dry_run, "deleted": report.deleted,
+            "staleRemoved": report.stale_removed,
+            "decisions": [{"name": d.name, "keep": d.keep, "why": d.why}
+                          for d in report.decisions]}
+
+
+# -- actions --------------------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> int:
+    handler = {"run": _run, "list": _list, "prune": _prune, "verify": _verify,
+               "restore": _restore}[args.backup_action]
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        return handler(args)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _termination_path(args: argparse.Namespace) -> Path | None:
+    if args.termination_log is not None:
+        return Path(args.termination_log)
+    if env := os.environ.get(TERMINATION_ENV):
+        return Path(env)
+    return Path(_K8S_TERMINATION_LOG) if os.path.exists(_K8S_TERMINATION_LOG) else None
+
+
+def _run(args: argparse.Namespace) -> int:
+    database = args.database or os.environ.get(DB_ENV) or "smartid"
+    settings = RunSettings(
+        backup_dir=_backup_dir(args), database=database,
+        gzip=args.gzip if args.gzip is not None else _env_bool(GZIP_ENV, True),
+        policy=_policy(args),
+        verify=args.verify if args.verify is not None else _env_bool(VERIFY_ENV, True),
+        scratch_database=_scratch(args, database))
+    uri: str | None = None
+    dump: Manifest | None = None
+    code, reason = EXIT_OK, None
+    try:
+        uri = uri_from_env()
+        engine = _engine(args)
+        print(f"backup of {database} into {settings.backup_dir} with the {engine.name} engine "
+              f"({engine.version()}); retention: {settings.policy.describe()}", file=sys.stderr)
+        result = run_backup(uri, settings, engine, Lines())
+        dump = result.manifest
+        if dump.verified is False:
+            code = EXIT_UNVERIFIED
+            reason = f"{dump.name} failed verification: {dump.verification.reason}" \
+                if dump.verification else None
+        lines = [f"dump {dump.name}: {dump.documents:,} documents in {len(dump.collections)} "
+                 f"collection(s), {_mb(dump.size_bytes)}, {dump.engine} engine"]
+        if dump.verification is not None:
+            v = dump.verification
+            lines.append(f"verification: {v.result} in {v.duration_seconds:.1f} s"
+                         + (f": {v.reason}" if v.reason else ""))
+        lines.append("retention:")
+        lines += _prune_lines(result.pruned)
+        _emit(args, {"dump": dump.to_dict(), "pruned": _prune_json(result.pruned)}, lines)
+    except Terminated:
+        code, reason = EXIT_FAILED, "terminated (SIGTERM) before the dump was complete"
+    except (BackupError, ManifestError, layout.DumpFormatError, PyMongoError, OSError) as exc:
+        code, reason = EXIT_FAILED, _reason(exc, uri)
+    if reason:
+        _fail(reason, code)
+    if path := _termination_path(args):
+        summary = summarize(manifests.scan(settings.backup_dir).dumps) \
+            if settings.backup_dir.is_dir() else None
+        try:
+            path.write_text(termination_message("Succeeded" if code == EXIT_OK else "Failed",
+                                                reason, dump, summary))
+        except OSError as exc:
+            print(f"backup: could not write {path}: {exc}", file=sys.stderr)
+    return code
+
+
+def _list(args: argparse.Namespace) -> int:
+    scan = manifests.scan(_backup_dir(args))
+    if args.json:
+        _emit(args, {"dumps": [m.to_dict() for m in scan.dumps],
+                     "status": summarize(scan.dumps).to_status(),
+                     "broken": [{"name": n, "why": w} for n, w in scan.broken],
+                     "unfinished": [p.name for p in scan.partial]}, [])
+        return EXIT_OK
+    rows = [("NAME", "STARTED (UTC)", "SIZE", "DOCUMENTS", "VERIFIED", "ENGINE")]
+    for m in scan.dumps:
+        rows.append((m.name, m.started_at.strftime("%Y-%m-%d %H:%M:%S"), _mb(m.size_bytes),
+                     f"{m.documents:,}",
+                     {None: "-", True: "yes", False: "FAILED"}[m.verified], m.engine))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    lines += [f"not a dump: {n} ({w})" for n, w in scan.broken]
+    lines += [f"unfinished: {p.name}" for p in scan.partial]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _prune(args: argparse.Namespace) -> int:
+    policy = _policy(args)
+    try:
+        report = prune(_backup_dir(args), policy, utcnow(), dry_run=args.dry_run)
+    except OSError as exc:
+        return _fail(f"prune failed: {exc}")
+    _emit(args, _prune_json(report),
+          [f"retention: {policy.describe()}" + (" (dry run)" if args.dry_run else ""),
+           *_prune_lines(report)])
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    backup_dir, uri = _backup_dir(args), None
+    try:
+        uri = uri_from_env()
+        manifest = manifests.find(backup_dir, args.name)
+        engine = _engine(args)
+        result = verify(manifest, backup_dir / manifest.name, uri, engine,
+                        _scratch(args, manifest.database), Lines())
+        manifests.write(manifest.with_verification(result), backup_dir / manifest.name)
+    except Terminated:
+        return _fail("terminated (SIGTERM) during verification")
+    except (BackupError, ManifestError, PyMongoError, OSError) as exc:
+        return _fail(_reason(exc, uri))
+    _emit(args, {"name": manifest.name, "result": result.result, "reason": result.reason,
+                 "durationSeconds": result.duration_seconds,
+                 "collections": dict(result.collections)},
+          [f"{manifest.name}: verification {result.result} in {result.duration_seconds:.1f} s"
+           + (f": {result.reason}" if result.reason else "")])
+    return EXIT_OK if result.result == manifests.PASSED else EXIT_UNVERIFIED
+
+
+def _restore(args: argparse.Namespace) -> int:
+    backup_dir, uri = _backup_dir(args), None
+    try:
+        uri = uri_from_env()
+        manifest = manifests.find(backup_dir, args.name)
+        if manifest.verified is False:
+            print(f"backup: warning: {manifest.name} failed its verification "
+                  f"({manifest.verification.reason if manifest.verification else ''})",
+                  file=sys.stderr)
+        result = restore(manifest, backup_dir / manifest.name, uri, _engine(args),
+                         args.target_database, args.drop, Lines())
+    except Terminated:
+        return _fail("terminated (SIGTERM) during the restore; the target is incomplete")
+    except RestoreRefused as exc:
+        return _fail(str(exc), EXIT_REFUSED)
+    except (BackupError, ManifestError, layout.DumpFormatError, PyMongoError, OSError) as exc:
+        return _fail(_reason(exc, uri))
+    _emit(args, {"name": manifest.name, "target": result.target, "counts": result.counts,
+                 "indexes": result.indexes, "mismatches": result.mismatches},
+          [f"restored {manifest.name} into {result.target}: "
+           f"{sum(result.counts.values()):,} documents in {len(result.counts)} collection(s)",
+           *[f"  {name}: {count:,} documents, indexes {', '.join(result.indexes[name])}"
+             for name, count in result.counts.items()],
+           *[f"MISMATCH {m}" for m in result.mismatches]])
+    return EXIT_FAILED if result.mismatches else EXIT_OK
