@@ -94,16 +94,21 @@ def operator_args(docs: list[dict[str, Any]], *, namespace_arg: str | None = Non
 def install_operator(bed: TestBed, overlay: str = "deploy", *,
                      namespace_arg: str | None = None,
                      health_interval: float | None = None) -> tuple[str, dict[str, int]]:
-    """Apply an overlay and wait until the operator answers its liveness endpoint.
+    """Apply an overlay, CRDs first, and wait until the operator answers its liveness endpoint.
 
     Returns the operator's namespace and its ports.
     """
     docs = render(bed, overlay)
     ports = operator_args(docs, namespace_arg=namespace_arg, health_interval=health_interval)
-    apply(bed, docs)
+    # The CRDs go first and must be served before the operator starts: Kopf reads the API's
+    # resource list once at start-up and would never watch a kind that appeared later.
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    if crds:
+        apply(bed, crds)
+        wait_established(bed, [d["metadata"]["name"] for d in crds])
+    apply(bed, [d for d in docs if d["kind"] != "CustomResourceDefinition"])
     namespace = next(d["metadata"]["namespace"] for d in docs if d["kind"] == "Deployment")
     wait_for(lambda: _live(ports["liveness"]), timeout=60, what="the operator's liveness probe")
-    wait_for(lambda: _crd_established(bed), timeout=30, what="the CRD to be established")
     return namespace, ports
 
 
@@ -112,7 +117,13 @@ def _live(port: int) -> bool:
         return bool(resp.status == 200)
 
 
-def _crd_established(bed: TestBed) -> bool:
-    crd = json.loads(bed.kubectl("get", "crd", "smartiddatabases.smartid.io", "-o", "json"))
+def wait_established(bed: TestBed, names: list[str], timeout: float = 60) -> None:
+    """Until every named CRD is served (``kubectl wait`` errors while conditions are unset)."""
+    wait_for(lambda: all(_crd_established(bed, name) for name in names), timeout=timeout,
+             what=f"CRD {', '.join(names)} to be established")
+
+
+def _crd_established(bed: TestBed, name: str) -> bool:
+    crd = json.loads(bed.kubectl("get", "crd", name, "-o", "json"))
     return any(c["type"] == "Established" and c["status"] == "True"
                for c in crd.get("status", {}).get("conditions", []))
