@@ -11,6 +11,29 @@ needs, with real processes:
   environment, with the pod's env (Secrets and ConfigMaps resolved) and ``KUBECONFIG`` for the
   pod's ServiceAccount, so RBAC holds; the exit code becomes the pod's phase.
 * any other image stays Pending with an ``ImageNotRunnable`` event.
+
+Volumes of operator-image pods, each backed by a host directory: a PersistentVolumeClaim by its
+hostPath PV's directory (the pod waits until the claim is bound, with a ``FailedMount`` event
+if that takes long); an emptyDir by a directory of the pod, removed with the pod; configMap,
+secret and projected volumes (the ``kube-api-access-*`` one included) by files per key, written
+at start and mounted read-only; hostPath as is.  ``subPath``, ``subPathExpr`` and ``readOnly``
+are honoured.  A missing ConfigMap or Secret holds the container in
+``CreateContainerConfigError`` until it appears.  The pod's kubeconfig is mounted at
+``POD_KUBECONFIG`` so no mountPath hides it.
+
+How the process sees the mountPaths is chosen once at start (``choose_volume_mode``):
+
+* ``namespace`` (wherever a private mount namespace can be made, i.e. as root on Linux: our
+  build machines and the CI machine): ``mountns`` gives each pod its own mount namespace whose
+  ``/`` mirrors the host's, binds each volume at its mountPath and execs the command: the
+  program really opens ``/recordings``, read-only mounts refuse writes, and the host's ``/``
+  gains nothing.  As in a container, a mountPath over a host directory hides it from the pod.
+* ``rewrite`` (the fallback, e.g. as a non-root user, as on GitHub's hosted runners):
+  mountPaths in the args, env values and workingDir become host paths,
+  ``SMARTID_TESTBED_MOUNTS`` holds the map (``podspec.rewrite_for_mounts``), and readOnly is
+  not enforced.  A program that builds a mounted path itself must consult that map.
+
+``SMARTID_TESTBED_VOLUMES=namespace|rewrite`` overrides the choice.
 """
 
 from __future__ import annotations
@@ -21,7 +44,9 @@ import json
 import logging
 import os
 import random
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -29,10 +54,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from smartid_testbed import binaries, podspec
+from smartid_testbed import binaries, mountns, podspec
 from smartid_testbed.mongo_server import answers_ping, ferretdb_argv
 from smartid_testbed.processes import Child
 
@@ -43,6 +69,14 @@ PROVISIONER = "smartid.io/testbed-hostpath"
 STORAGE_CLASS = "standard"
 MONGO_PORT = 27017
 Obj = dict[str, Any]
+# "namespace" or "rewrite" forces how operator-image pods see their volumes; unset: probe.
+VOLUMES_ENV = "SMARTID_TESTBED_VOLUMES"
+# A claim not bound after this long gets a FailedMount event (kubelet waits 2 min; we are
+# impatient); the pod keeps waiting for it.
+CLAIM_PATIENCE = 2.0
+# Where a pod finds its ServiceAccount kubeconfig (KUBECONFIG), mounted like a volume so that
+# no mountPath of the pod (an emptyDir on /tmp, say) can hide it.
+POD_KUBECONFIG = "/var/run/secrets/smartid-testbed/kubeconfig"
 
 
 def _now() -> str:
@@ -110,6 +144,8 @@ class KubeletStandIn:
         self.mint_kubeconfig = mint_kubeconfig
         self.addresses = AddressBook(workdir / "addresses.json")
         self.volumes = workdir / "volumes"
+        self.volume_mode = "rewrite"
+        self.volume_mode_reason = "not started"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pods: dict[str, _PodWorker] = {}
@@ -123,6 +159,9 @@ class KubeletStandIn:
 
     def start(self) -> None:
         self.volumes.mkdir(parents=True, exist_ok=True)
+        self.volume_mode, self.volume_mode_reason = choose_volume_mode()
+        log.info("operator-image pods see their volumes by %s (%s)", self.volume_mode,
+                 self.volume_mode_reason)
         self._ensure_storage_class()
         self._register_node()
         for target, name in ((self._heartbeat, "heartbeat"), (self._watch_pods, "pods"),
@@ -253,14 +292,23 @@ class KubeletStandIn:
         log.info("provisioned %s for claim %s/%s", path, meta["namespace"], meta["name"])
 
     def claim_path(self, api: client.CoreV1Api, namespace: str, claim: str) -> Path | None:
+        return self.claim_state(api, namespace, claim)[0]
+
+    def claim_state(self, api: client.CoreV1Api, namespace: str,
+                    claim: str) -> tuple[Path | None, str]:
+        """The host directory of a bound claim, or None and why not."""
         try:
             pvc = api.read_namespaced_persistent_volume_claim(claim, namespace)
             if not pvc.spec.volume_name:
-                return None
+                return None, f'persistentvolumeclaim "{claim}" is not bound'
             pv = api.read_persistent_volume(pvc.spec.volume_name)
-        except ApiException:
-            return None
-        return Path(pv.spec.host_path.path) if pv.spec.host_path else None
+        except ApiException as exc:
+            if exc.status == 404:
+                return None, f'persistentvolumeclaim "{claim}" or its volume not found'
+            return None, f'persistentvolumeclaim "{claim}": {exc.reason}'
+        if not pv.spec.host_path:
+            return None, f"volume {pv.metadata.name} of claim {claim!r} is not a hostPath volume"
+        return Path(pv.spec.host_path.path), "bound"
 
     # -- pods -----------------------------------------------------------------------------------
 
@@ -275,6 +323,8 @@ class KubeletStandIn:
             if kind == "DELETED":
                 if worker:
                     worker.shutdown(delete_pod=False)
+                # emptyDir and file volumes go with the pod, as on a node.
+                _remove_pod_dir(self.pod_dir(pod["metadata"]["namespace"], uid))
                 continue
             if pod["metadata"].get("deletionTimestamp"):
                 if worker:
@@ -289,9 +339,51 @@ class KubeletStandIn:
                     self._pods[uid] = worker
                 worker.start()
 
+    def pod_dir(self, namespace: str, uid: str) -> Path:
+        """Per-pod scratch: emptyDir and file volumes, the mount namespace's root, kubeconfig."""
+        return self.workdir / "pods" / namespace / uid
+
     def forget(self, uid: str) -> None:
         with self._pods_lock:
             self._pods.pop(uid, None)
+
+
+def choose_volume_mode() -> tuple[str, str]:
+    """How operator-image pods will see their volumes: (mode, why)."""
+    forced = os.environ.get(VOLUMES_ENV, "")
+    if forced in ("namespace", "rewrite"):
+        return forced, f"{VOLUMES_ENV}={forced}"
+    proc = subprocess.run([sys.executable, "-I", mountns.__file__, "--probe"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode == 0:
+        return "namespace", "a private mount namespace works here"
+    why = proc.stderr.strip().splitlines()[-1:] or [f"probe exit {proc.returncode}"]
+    return "rewrite", f"no mount namespace here ({why[0]})"
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as info:
+        # Field 5 is the mount point, with spaces and the like octal-escaped.
+        return [line.split()[4].encode().decode("unicode_escape") for line in info]
+
+
+def _remove_pod_dir(path: Path) -> None:
+    """``rm -r`` the pod's scratch directory, unless something is mounted below it.
+
+    Pods' mounts live in their own namespaces, so none should show here; if one ever did,
+    deleting through it would delete the files it binds (a claim's, or the host's).
+    """
+    if not path.exists():
+        return
+    inside = [m for m in _mount_points() if m == str(path) or m.startswith(f"{path}/")]
+    if inside:
+        log.warning("not removing %s: mounted below it: %s", path, inside)
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _watch_forever(list_fn: Callable[..., Any], stop: threading.Event,
@@ -327,6 +419,29 @@ def _force_delete(api: client.CoreV1Api, pod: Obj) -> None:
     except ApiException as exc:
         if exc.status not in (404, 409):
             raise
+
+
+def _self_contained(path: Path) -> str | None:
+    """Inline the CA file of a minted kubeconfig (the pod may not see the test bed's work
+    directory); return its bearer token, for the pod's ``kube-api-access-*`` volume."""
+    kubeconfig = yaml.safe_load(path.read_text()) or {}
+    for cluster in kubeconfig.get("clusters") or []:
+        ca = cluster.get("cluster", {}).pop("certificate-authority", None)
+        if ca:
+            cluster["cluster"]["certificate-authority-data"] = base64.b64encode(
+                Path(ca).read_bytes()).decode()
+    path.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+    users = kubeconfig.get("users") or []
+    return next((u["user"]["token"] for u in users if (u.get("user") or {}).get("token")), None)
+
+
+def _write_files(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for relative, (content, mode) in files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        path.chmod(mode)
 
 
 class _PodWorker:
@@ -392,11 +507,12 @@ class _PodWorker:
         address = self.kubelet.addresses.address(self.meta["namespace"], self.meta["name"])
         claim = podspec.data_claim(self.pod)
         if claim:
-            data = self._wait_for_volume(claim)
+            volume = next(v for v, c in podspec.pod_claims(self.pod).items() if c == claim)
+            data = self._wait_for_claim(volume, claim)
             if data is None:
                 return
         else:  # an emptyDir: gone with the pod
-            data = self.kubelet.workdir / "emptydir" / self.meta["uid"]
+            data = self._pod_dir() / "volumes" / "empty-dir" / "data"
         data.mkdir(parents=True, exist_ok=True)
         while not self._stop.is_set():
             started = _now()
@@ -424,39 +540,103 @@ class _PodWorker:
                                      "reason": "Error"})
             self._stop.wait(1)
 
-    def _wait_for_volume(self, claim: str) -> Path | None:
+    def _pod_dir(self) -> Path:
+        return self.kubelet.pod_dir(self.meta["namespace"], self.meta["uid"])
+
+    def _wait_for_claim(self, volume: str, claim: str) -> Path | None:
+        """The claim's host directory once bound; None if the pod goes first.  A claim still
+        unbound after CLAIM_PATIENCE gets a FailedMount event; the pod stays Pending."""
+        deadline = time.monotonic() + CLAIM_PATIENCE
+        told = False
         while not self._stop.is_set():
-            path = self.kubelet.claim_path(self.api, self.meta["namespace"], claim)
+            path, why = self.kubelet.claim_state(self.api, self.meta["namespace"], claim)
             if path is not None:
                 return path
+            if not told and time.monotonic() >= deadline:
+                self._event("Warning", "FailedMount",
+                            f'Unable to attach or mount volumes: unmounted volumes=[{volume}]: '
+                            f"{why}; waiting for it")
+                told = True
             self._stop.wait(0.5)
         return None
 
+    def _volume_dirs(self, token: str | None) -> dict[str, Path] | None:
+        """Each pod volume's host directory, claims waited for and file volumes written;
+        None if the pod is deleted while waiting.  Raises PodSpecError (missing ConfigMap...)."""
+        dirs: dict[str, Path] = {}
+        base = self._pod_dir() / "volumes"
+        for volume in self.pod["spec"].get("volumes") or []:
+            name, kind = volume["name"], podspec.volume_type(volume)
+            if kind == "persistentVolumeClaim":
+                claim = self._wait_for_claim(name, volume[kind]["claimName"])
+                if claim is None:
+                    return None
+                dirs[name] = claim
+            elif kind == "hostPath":
+                dirs[name] = Path(volume[kind]["path"])
+                if volume[kind].get("type") == "DirectoryOrCreate":
+                    dirs[name].mkdir(parents=True, exist_ok=True)
+            elif kind == "emptyDir":
+                dirs[name] = base / "empty-dir" / name
+                dirs[name].mkdir(parents=True, exist_ok=True)
+            else:
+                files = podspec.volume_files(volume, self.pod, secrets=self._secret_bytes,
+                                             configmaps=self._configmap_bytes, token=token)
+                dirs[name] = base / kind / name
+                _write_files(dirs[name], files)
+        return dirs
+
     def _run_command(self) -> None:
         namespace = self.meta["namespace"]
-        try:
-            env = podspec.container_env(self.pod, self.container, secrets=self._secret,
-                                        configmaps=self._configmap)
-            argv = podspec.container_argv(self.container, env)
-        except podspec.PodSpecError as exc:
-            self._event("Warning", "Failed", f"Error: {exc}")
-            self._report(None, running=None, ready=False,
-                         waiting={"reason": "CreateContainerConfigError", "message": str(exc)})
-            self._stop.wait()
-            return
+        self._report(None, running=None, ready=False, waiting={"reason": "ContainerCreating"})
+        kubeconfig: Path | None = None
+        token: str | None = None
+        if self.kubelet.mint_kubeconfig is not None:
+            account = self.pod["spec"].get("serviceAccountName") or "default"
+            path = self._pod_dir() / "kubeconfig"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            kubeconfig = self.kubelet.mint_kubeconfig(namespace, account, path)
+            token = _self_contained(kubeconfig)
+        # A missing Secret or ConfigMap (env or volume) holds the container in
+        # CreateContainerConfigError; like kubelet, retry, so it starts once the object exists
+        # (kube-root-ca.crt, in every pod's kube-api-access volume, lands just after its
+        # namespace is made).
+        error = ""
+        while True:
+            try:
+                dirs = self._volume_dirs(token)
+                if dirs is None:  # deleted while waiting for a claim
+                    return
+                env = podspec.container_env(self.pod, self.container, secrets=self._secret,
+                                            configmaps=self._configmap)
+                argv = podspec.container_argv(self.container, env)
+                mounts = podspec.mount_plan(self.pod, self.container, env, dirs)
+                if kubeconfig is not None:
+                    mounts.append(podspec.Mount(kubeconfig, POD_KUBECONFIG, True))
+                break
+            except podspec.PodSpecError as exc:
+                if str(exc) != error:
+                    error = str(exc)
+                    self._event("Warning", "Failed", f"Error: {exc}")
+                    self._report(None, running=None, ready=False, waiting={
+                        "reason": "CreateContainerConfigError", "message": error})
+            if self._stop.wait(1):
+                return
+        for mount in mounts:  # a subPath that is not there yet is made, as kubelet does
+            if not mount.source.exists():
+                mount.source.mkdir(parents=True)
         bindir = str(Path(sys.executable).parent)
         env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}",
                "HOME": os.environ.get("HOME", "/tmp"), "HOSTNAME": self.meta["name"], **env}
-        if self.kubelet.mint_kubeconfig is not None:
-            account = self.pod["spec"].get("serviceAccountName") or "default"
-            path = self.kubelet.workdir / "pods" / namespace / f"{self.meta['uid']}.kubeconfig"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            env["KUBECONFIG"] = str(self.kubelet.mint_kubeconfig(namespace, account, path))
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = POD_KUBECONFIG
+        shown = " ".join(argv)
+        run, cwd = self._with_volumes(argv, env, mounts)
         policy = self.pod["spec"].get("restartPolicy", "Always")
         while not self._stop.is_set():
             started = _now()
-            self._child = Child(self.container["name"], argv, self._log_path(), env=env)
-            self._event("Normal", "Started", f"started {' '.join(argv)}")
+            self._child = Child(self.container["name"], run, self._log_path(), env=env, cwd=cwd)
+            self._event("Normal", "Started", f"started {shown}")
             self._report(None, running=started, ready=True)
             while self._child.alive() and not self._stop.wait(0.2):
                 pass
@@ -472,6 +652,33 @@ class _PodWorker:
             self.restarts += 1
             self._report(None, running=None, ready=False, terminated=terminated)
             self._stop.wait(min(10, 2 ** self.restarts / 2))
+
+    def _with_volumes(self, argv: list[str], env: dict[str, str],
+                      mounts: list[podspec.Mount]) -> tuple[list[str], Path | None]:
+        """The argv to start, and its working directory, so that the process sees ``mounts``.
+
+        ``namespace`` mode: ``mountns`` builds a private mount namespace and execs ``argv``.
+        ``rewrite`` mode: mountPaths in ``argv``, ``env`` (updated in place) and workingDir
+        become host paths (see ``podspec.rewrite_for_mounts``).
+        """
+        working_dir = self.container.get("workingDir")
+        if not mounts:
+            return argv, Path(working_dir) if working_dir else None
+        if self.kubelet.volume_mode == "namespace":
+            for mount in mounts:
+                if _under(sys.prefix, mount.target) or _under(os.getcwd(), mount.target):
+                    self._event("Warning", "Failed", (
+                        f"mountPath {mount.target} hides {sys.prefix} or {os.getcwd()} from "
+                        f"the pod: the test bed runs the pod's command from there"))
+            root = self._pod_dir() / "root"
+            root.mkdir(parents=True, exist_ok=True)
+            plan = {"root": str(root), "cwd": working_dir or os.getcwd(), "argv": argv,
+                    "mounts": [[str(m.source), m.target, m.read_only] for m in mounts]}
+            return [sys.executable, "-I", mountns.__file__, json.dumps(plan)], None
+        argv, new_env, working_dir = podspec.rewrite_for_mounts(argv, env, mounts, working_dir)
+        env.clear()
+        env.update(new_env)
+        return argv, Path(working_dir) if working_dir else None
 
     # -- API helpers ---------------------------------------------------------------------------
 
@@ -491,6 +698,21 @@ class _PodWorker:
 
     def _configmap(self, namespace: str, name: str) -> Mapping[str, str] | None:
         return self._read_data(self.api.read_namespaced_config_map, namespace, name)
+
+    def _secret_bytes(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        data = self._read_data(self.api.read_namespaced_secret, namespace, name)
+        return None if data is None else {k: base64.b64decode(v) for k, v in data.items()}
+
+    def _configmap_bytes(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        try:
+            cm = self.api.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        files = {k: v.encode() for k, v in (cm.data or {}).items()}
+        files.update({k: base64.b64decode(v) for k, v in (cm.binary_data or {}).items()})
+        return files
 
     def _report(self, address: str | None, *, running: str | None, ready: bool,
                 terminated: Obj | None = None, waiting: Obj | None = None,

@@ -44,6 +44,21 @@ class TestBed:
         """The loopback address a mongo pod's server listens on (reserved before it exists)."""
         return self.kubelet.addresses.address(namespace, pod)
 
+    def claim_path(self, namespace: str, claim: str, timeout: float = 30.0) -> Path:
+        """The host directory behind a PersistentVolumeClaim, once bound (waits up to
+        ``timeout``).  A pod mounting the claim sees exactly these files: drop inputs here,
+        read its outputs here."""
+        api = self.kubelet.api()
+        path: Path = wait_for(lambda: self.kubelet.claim_path(api, namespace, claim),
+                              timeout=timeout, what=f"claim {namespace}/{claim} to bind")
+        return path
+
+    @property
+    def volume_mode(self) -> str:
+        """How operator-image pods see their volumes: ``namespace`` (a private mount namespace,
+        the mountPaths themselves) or ``rewrite`` (mountPaths rewritten to host paths)."""
+        return self.kubelet.volume_mode
+
     @classmethod
     def start(cls, workdir: Path | None = None) -> TestBed:
         keep = workdir is not None

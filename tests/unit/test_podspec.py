@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,3 +88,130 @@ def test_data_claim_prefers_the_volume_at_data_db() -> None:
     assert podspec.data_claim(pod(container, volumes)) == "data-mongo-0"
     assert podspec.data_claim(pod({"name": "m"}, volumes[:1])) == "logs-0"
     assert podspec.data_claim(pod({"name": "m"}, volumes[2:])) is None
+
+
+# -- volumes -------------------------------------------------------------------------------------
+
+DIRS = {"data": Path("/h/claim-1"), "scratch": Path("/h/pod/empty-dir/scratch"),
+        "cfg": Path("/h/pod/configMap/cfg"), "ro-claim": Path("/h/claim-2")}
+VOLUMES = [{"name": "data", "persistentVolumeClaim": {"claimName": "recordings"}},
+           {"name": "ro-claim", "persistentVolumeClaim": {"claimName": "old", "readOnly": True}},
+           {"name": "scratch", "emptyDir": {}},
+           {"name": "cfg", "configMap": {"name": "cfg"}}]
+
+
+def mounts_of(*volume_mounts: dict[str, Any], env: dict[str, str] | None = None
+              ) -> list[podspec.Mount]:
+    container = {"name": "c", "volumeMounts": list(volume_mounts)}
+    return podspec.mount_plan(pod(container, VOLUMES), container, env or {}, DIRS)
+
+
+def test_mount_plan_maps_mount_paths_to_volume_dirs_with_sub_paths() -> None:
+    assert mounts_of(
+        {"name": "data", "mountPath": "/recordings/"},
+        {"name": "data", "mountPath": "/backups", "subPath": "dumps/daily"},
+        {"name": "scratch", "mountPath": "/tmp/work", "subPathExpr": "$(POD)"},
+        {"name": "cfg", "mountPath": "/etc/app.yaml", "subPath": "app.yaml"},
+        env={"POD": "p-0"},
+    ) == [podspec.Mount(Path("/h/claim-1"), "/recordings", False),
+          podspec.Mount(Path("/h/claim-1/dumps/daily"), "/backups", False),
+          podspec.Mount(Path("/h/pod/empty-dir/scratch/p-0"), "/tmp/work", False),
+          podspec.Mount(Path("/h/pod/configMap/cfg/app.yaml"), "/etc/app.yaml", True)]
+
+
+@pytest.mark.parametrize(("mount", "read_only"), [
+    ({"name": "data", "mountPath": "/d"}, False),
+    ({"name": "data", "mountPath": "/d", "readOnly": True}, True),
+    ({"name": "ro-claim", "mountPath": "/d"}, True),  # the volume's readOnly wins
+    ({"name": "cfg", "mountPath": "/d"}, True),  # file volumes are always read-only
+])
+def test_mount_plan_honours_read_only(mount: dict[str, Any], read_only: bool) -> None:
+    assert mounts_of(mount)[0].read_only is read_only
+
+
+@pytest.mark.parametrize(("mount", "message"), [
+    ({"name": "data", "mountPath": "/d", "subPath": "../../etc"}, "relative path without"),
+    ({"name": "data", "mountPath": "/d", "subPath": "/etc"}, "relative path without"),
+    ({"name": "nope", "mountPath": "/d"}, 'volumeMount "nope" names no volume'),
+    ({"name": "data", "mountPath": "relative"}, "must be absolute"),
+    ({"name": "data", "mountPath": "/"}, "must be absolute, not /"),
+])
+def test_mount_plan_refuses_what_a_kubelet_refuses(mount: dict[str, Any], message: str) -> None:
+    with pytest.raises(podspec.PodSpecError, match=message):
+        mounts_of(mount)
+
+
+def test_unsupported_volume_type_is_named() -> None:
+    with pytest.raises(podspec.PodSpecError, match="nfs volumes are not supported"):
+        podspec.volume_type({"name": "v", "nfs": {"server": "x", "path": "/"}})
+    assert podspec.pod_claims(pod({"name": "c"}, VOLUMES)) == {"data": "recordings",
+                                                               "ro-claim": "old"}
+
+
+def bytes_of(table: dict[tuple[str, str], dict[str, str]]) -> podspec.BytesLookup:
+    def read(ns: str, name: str) -> dict[str, bytes] | None:
+        data = table.get((ns, name))
+        return None if data is None else {k: v.encode() for k, v in data.items()}
+    return read
+
+
+def files_of(volume: dict[str, Any], token: str | None = None) -> dict[str, tuple[bytes, int]]:
+    return podspec.volume_files(volume, pod({"name": "c"}), secrets=bytes_of(SECRETS),
+                                configmaps=bytes_of(CONFIGMAPS), token=token)
+
+
+def test_config_map_and_secret_volumes_are_files_per_key() -> None:
+    assert files_of({"name": "v", "configMap": {"name": "cfg"}}) == {
+        "LEVEL": (b"debug", 0o644), "MODE": (b"fast", 0o644)}
+    assert files_of({"name": "v", "secret": {
+        "secretName": "mongo", "defaultMode": 0o400,
+        "items": [{"key": "uri", "path": "conn/uri"}]}}) == {
+        "conn/uri": (b"mongodb://127.9.0.2:27017/smartid", 0o400)}
+    assert files_of({"name": "v", "secret": {"secretName": "gone", "optional": True}}) == {}
+
+
+@pytest.mark.parametrize(("volume", "message"), [
+    ({"name": "v", "configMap": {"name": "gone"}}, 'configmap "gone" not found'),
+    ({"name": "v", "secret": {"secretName": "mongo", "items": [{"key": "pw", "path": "pw"}]}},
+     "couldn't find key pw in secret ns/mongo"),
+    ({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "MODE", "path": "../x"}]}},
+     "relative path"),
+])
+def test_missing_config_map_or_key_for_a_volume_is_a_clear_error(
+        volume: dict[str, Any], message: str) -> None:
+    with pytest.raises(podspec.PodSpecError, match=message):
+        files_of(volume)
+
+
+def test_projected_service_account_volume_has_token_ca_and_namespace() -> None:
+    # What the API server's ServiceAccount admission adds to every pod.
+    CONFIGMAPS[("ns", "kube-root-ca.crt")] = {"ca.crt": "PEM"}
+    try:
+        volume = {"name": "kube-api-access-x", "projected": {"defaultMode": 0o644, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt",
+                           "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+                "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}
+        assert files_of(volume, token="tok") == {
+            "token": (b"tok", 0o644), "ca.crt": (b"PEM", 0o644), "namespace": (b"ns", 0o644)}
+        assert "token" not in files_of(volume, token=None)
+    finally:
+        del CONFIGMAPS[("ns", "kube-root-ca.crt")]
+
+
+def test_rewrite_fallback_replaces_whole_mount_path_prefixes_once() -> None:
+    mounts = [podspec.Mount(Path("/h/rec"), "/recordings", False),
+              podspec.Mount(Path("/h/rec-old"), "/recordings/old", True),
+              podspec.Mount(Path("/h/data"), "/data", False)]
+    argv, env, cwd = podspec.rewrite_for_mounts(
+        ["backup", "--out=/recordings/x", "/recordings/old/y", "/database", "/x/data", "/data"],
+        {"DIR": "/data", "URI": "file:///data/f", "OTHER": "/data.bak"}, mounts, "/data/work")
+    assert argv == ["backup", "--out=/h/rec/x", "/h/rec-old/y", "/database", "/x/data", "/h/data"]
+    assert env["DIR"] == "/h/data" and env["URI"] == "file:///h/data/f"
+    assert env["OTHER"] == "/data.bak"
+    assert json.loads(env[podspec.MOUNTS_ENV]) == {
+        "/recordings": "/h/rec", "/recordings/old": "/h/rec-old", "/data": "/h/data"}
+    assert cwd == "/h/data/work"
+    # No mounts: nothing changes and no map is set.
+    assert podspec.rewrite_for_mounts(["a"], {"K": "/data"}, []) == (["a"], {"K": "/data"}, None)
