@@ -41,7 +41,7 @@ established || { echo "CRD smartiddatabases.smartid.io not Established after 60 
 overlay=$(mktemp -d)
 trap 'rm -rf "$overlay"' EXIT
 # kustomize takes a base outside its folder only by a relative path.
-base=$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
+base=$("${PYTHON:-python3}" -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
   "$PWD/deploy" "$overlay")
 cat >"$overlay/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
