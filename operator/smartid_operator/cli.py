@@ -10,6 +10,7 @@ from smartid_operator import __version__
 from smartid_operator.backup import cli as backup_cli
 from smartid_operator.migrations import cli as migrate_cli
 from smartid_operator.options import OPTIONS
+from smartid_operator.recovery import cli as recovery_cli
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -22,9 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     from smartid_operator import handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
-    # One line per health tick per database would drown everything else.
+    # A line per watch event (every pod, every status write) would drown everything else;
+    # the workers log what matters.
     logging.getLogger("kopf.objects").addFilter(
-        lambda record: "Timer 'health' succeeded" not in record.getMessage())
+        lambda record: not record.getMessage().endswith("' succeeded."))
     kopf.run(
         standalone=True,  # one replica with a Recreate strategy; see README "High availability"
         clusterwide=OPTIONS.clusterwide,
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-v", "--verbose", action="store_true")
     migrate_cli.add_parser(sub)
     backup_cli.add_parser(sub)
+    recovery_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return migrate_cli.run(args)
     if args.command == "backup":
         return backup_cli.run(args)
+    if args.command in ("reindex", "recovery"):
+        return recovery_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,30 +1,46 @@
-"""Every Kopf handler of the operator; each is a few lines around the reconcile service."""
+"""Every Kopf handler of the operator; each hands a watch event to the workers (worker.py).
+
+Only watch-event handlers: they put no finalizer and no annotation on any object, and one
+worker per database does the work, so nothing here can run two passes over one object.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
 
 import kopf
 
 from smartid_operator import GROUP, PLURAL, VERSION, __version__, metrics, mongo
 from smartid_operator.kube import Kube, load_api_client
+from smartid_operator.manifests import MANAGED_BY
 from smartid_operator.options import OPTIONS
-from smartid_operator.reconcile import Result, reconcile
+from smartid_operator.reconcile import Context
+from smartid_operator.worker import Hooks, Registry
 
-RESOURCE = (GROUP, VERSION, PLURAL)
-PREFIX = "smartid.io"
+T = TypeVar("T")
+MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def _in(pool: ThreadPoolExecutor) -> Callable[[Callable[[], T]], Any]:
+    async def run(fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn)
+    return run
+
+
+def _body(body: Mapping[str, Any]) -> kopf.Body:
+    return kopf.Body(cast(kopf.RawBody, dict(body)))
+
+
+def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(_body(body), type=type_, reason=reason, message=message)
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = f"{PREFIX}/finalizer"
-    # Progress and diff-base live in our own annotations, never in status: the status schema
-    # is ours alone, and Argo CD ignores annotations it does not manage.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration")
     # Reconnect watches well before proxies or load balancers cut idle connections.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -37,14 +53,21 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # namespaces. Globs ("smartid-*") and -A do need it (the cluster-wide overlay grants it).
     settings.scanning.disabled = not (OPTIONS.clusterwide or any(
         set(pattern) & set("*?[!,") for pattern in OPTIONS.namespaces))
-    settings.execution.max_workers = 8
-    memo.kube = Kube(load_api_client())
+    # Kubernetes calls are short and bounded (kube.TIMEOUT); health checks are async and
+    # hold no thread; migrations (a blocking engine) get their own pool so a slow database
+    # never takes the threads every other database needs to read its Secret.
+    context = Context(kube=Kube(load_api_client()), pool=mongo.Pool(),
+                      in_kube_pool=_in(ThreadPoolExecutor(16, "kube")),
+                      in_migration_pool=_in(ThreadPoolExecutor(4, "migrations")),
+                      owner=OPTIONS.identity)
+    hooks = Hooks(adopt=lambda child, owner: kopf.adopt(child, owner=_body(owner)), event=_event)
+    memo.registry = Registry(context, hooks, OPTIONS.health_interval)
     metrics.serve(OPTIONS.metrics_port)
 
 
 @kopf.on.cleanup()
-def close(**_: Any) -> None:
-    mongo.close_all()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    await memo.registry.stop()
 
 
 @kopf.on.probe(id="version")
@@ -52,49 +75,24 @@ def version(**_: Any) -> str:
     return __version__
 
 
-def _publish(handler: str, body: kopf.Body, patch: kopf.Patch, result: Result,
-             started: float) -> None:
-    """Status through Kopf's patch, one Event per transition, and the metrics."""
-    if result.changed(body.status):
-        patch.status.update(result.status)
-    for migration in result.migrated:
-        kopf.info(body, reason="MigrationApplied", message=f"applied migration {migration}")
-    for change in result.transitions:
-        message = f"{change.type} is {change.status}: {change.message}"
-        if change.status == "True":
-            kopf.info(body, reason=change.reason, message=message)
-        else:
-            kopf.warn(body, reason=change.reason, message=message)
-    metrics.observe(handler, body.metadata.namespace or "", body.metadata.name or "",
-                    body.spec.get("mongo", {}).get("database", ""), result,
-                    time.monotonic() - started)
+@kopf.on.probe(id="databases")
+def databases(memo: kopf.Memo, **_: Any) -> int:
+    return len(memo.registry.workers)
 
 
-@kopf.on.resume(*RESOURCE)
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE)
-def converge(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int,
-             **_: Any) -> None:
-    started = time.monotonic()
-    result = reconcile(memo.kube, body, adopt=lambda child: kopf.adopt(child, owner=body),
-                       owner=OPTIONS.identity)
-    _publish("converge", body, patch, result, started)
-    if result.spec_error:
-        # A person must fix the spec or what it points at; the health timer notices the fix.
-        raise kopf.PermanentError(result.spec_error.message)
-    if result.unavailable:
-        raise kopf.TemporaryError(result.unavailable, delay=min(60, 5 * 2 ** min(retry, 4)))
+# Async, so they run on the loop (the workers live there) and hold no executor thread.
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def database(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.registry.observe(type, body)
 
 
-@kopf.timer(*RESOURCE, interval=OPTIONS.health_interval, initial_delay=OPTIONS.health_interval)
-def health(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    started = time.monotonic()
-    result = reconcile(memo.kube, body, adopt=lambda child: kopf.adopt(child, owner=body),
-                       owner=OPTIONS.identity)
-    _publish("health", body, patch, result, started)
+@kopf.on.event("", "v1", "pods")
+async def pod(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # The Mongo workload's pods: an outage or a return shows within a second, not an interval.
+    memo.registry.pod_changed(body)
 
 
-@kopf.on.delete(*RESOURCE, optional=True)
-def forget(body: kopf.Body, **_: Any) -> None:
-    # optional=True: no finalizer; children go with the real garbage collector.
-    metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
+@kopf.on.event("", "v1", "configmaps", labels=MANAGED)
+async def child(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.registry.child_changed(type, body)
+

@@ -1,4 +1,9 @@
-"""The operator's one seam for Kubernetes I/O (besides Kopf's own watching and patching)."""
+"""The operator's one seam for Kubernetes I/O (besides Kopf's own watching and Events).
+
+Blocking calls of the official client, each with a bounded request timeout; the worker runs
+them in a small thread pool. Every failure leaves as the project's own error: ``ConfigError``
+when a person must fix what the spec points at, ``KubeError`` otherwise.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,15 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from smartid_operator.spec import SecretRef, SpecError, WorkloadRef
+from smartid_operator import GROUP, KIND, PLURAL, VERSION
+from smartid_operator.errors import ConfigError, KubeError
+from smartid_operator.spec import SecretRef, WorkloadRef
 
 log = logging.getLogger(__name__)
 
-MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "smartid-operator"
+TIMEOUT = 15.0  # seconds per request: a slow API server delays one database, never all
 Manifest = dict[str, Any]
 
 
@@ -28,59 +37,85 @@ def load_api_client() -> client.ApiClient:
     return client.ApiClient()
 
 
+def _error(exc: ApiException) -> KubeError:
+    return KubeError(int(exc.status or 0), str(exc.reason or ""), _message(exc))
+
+
+def _message(exc: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
 class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
 
     def secret_value(self, namespace: str, ref: SecretRef) -> str:
         try:
-            secret = self.core.read_namespaced_secret(ref.name, namespace)
+            secret = self.core.read_namespaced_secret(ref.name, namespace,
+                                                      _request_timeout=TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
-                raise SpecError("SecretNotFound",
-                                f"Secret {namespace}/{ref.name} (spec.mongo.uriSecretRef.name) "
-                                f"does not exist") from None
-            raise
+                raise ConfigError("SecretNotFound",
+                                  f"Secret {namespace}/{ref.name} (spec.mongo.uriSecretRef.name) "
+                                  f"does not exist") from None
+            raise _error(exc) from None
         raw = (secret.data or {}).get(ref.key)
         if raw is None:
-            raise SpecError("SecretKeyMissing",
-                            f"Secret {namespace}/{ref.name} has no key {ref.key!r} "
-                            f"(spec.mongo.uriSecretRef.key)")
+            raise ConfigError("SecretKeyMissing",
+                              f"Secret {namespace}/{ref.name} has no key {ref.key!r} "
+                              f"(spec.mongo.uriSecretRef.key)")
         return base64.b64decode(raw).decode()
 
     def workload(self, namespace: str, ref: WorkloadRef) -> Manifest | None:
         """The Mongo workload as a dict, or None when it does not exist."""
-        read: Callable[[str, str], Any] = (
+        read: Callable[..., Any] = (
             self.apps.read_namespaced_stateful_set if ref.kind == "StatefulSet"
             else self.apps.read_namespaced_deployment)
         try:
-            obj = read(ref.name, namespace)
+            obj = read(ref.name, namespace, _request_timeout=TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise
+            raise _error(exc) from None
         result: Manifest = self.api_client.sanitize_for_serialization(obj)
         return result
 
     def apply(self, manifest: Mapping[str, Any]) -> Manifest:
-        """Create the object; if it exists (409), merge-patch it in place (same UID)."""
-        kind = manifest["kind"]
-        create, patch = self._verbs(kind)
-        namespace = manifest["metadata"]["namespace"]
-        name = manifest["metadata"]["name"]
+        """Server-side apply under the operator's field manager: one request creates or
+        updates the object in place (same UID), and a field the manifest no longer declares
+        is removed. ``force``: the operator is the owner of what it declares."""
+        patch = self._patcher(manifest["kind"])
+        meta = manifest["metadata"]
         try:
-            obj = create(namespace, manifest)
+            obj = patch(meta["name"], meta["namespace"], manifest, field_manager=FIELD_MANAGER,
+                        force=True, _content_type=APPLY_PATCH, _request_timeout=TIMEOUT)
         except ApiException as exc:
-            if exc.status != 409:
-                raise
-            obj = patch(name, namespace, manifest, _content_type=MERGE_PATCH)
+            raise _error(exc) from None
         result: Manifest = self.api_client.sanitize_for_serialization(obj)
         return result
 
-    def _verbs(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Server-side apply of a SmartIDDatabase's status: what the operator stops saying
+        disappears (it owned the field), and nothing else is touched."""
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
+                "metadata": {"name": name, "namespace": namespace}, "status": dict(status)}
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, body, field_manager=FIELD_MANAGER,
+                force=True, _content_type=APPLY_PATCH, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            raise _error(exc) from None
+
+    def _patcher(self, kind: str) -> Callable[..., Any]:
         api, suffix = {
             "ConfigMap": (self.core, "config_map"),
             "ServiceAccount": (self.core, "service_account"),
@@ -88,5 +123,5 @@ class Kube:
             "Job": (self.batch, "job"),
             "Deployment": (self.apps, "deployment"),
         }[kind]
-        return (getattr(api, f"create_namespaced_{suffix}"),
-                getattr(api, f"patch_namespaced_{suffix}"))
+        patch: Callable[..., Any] = getattr(api, f"patch_namespaced_{suffix}")
+        return patch

@@ -1,16 +1,26 @@
-"""The operator's one seam for MongoDB I/O."""
+"""The operator's one seam for MongoDB I/O.
+
+Two kinds of client: ``Pool`` holds one handle per SmartIDDatabase for the operator (an async
+client for health checks, so an unreachable server costs a waiting coroutine, never a thread;
+a sync client for the migration engine), keyed by a digest of the URI so a rotated Secret
+closes the old pool; ``client_for`` serves the CLI and tools outside the operator.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
+import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymongo
 import pymongo.database
+from pymongo import AsyncMongoClient, uri_parser
 from pymongo.errors import (
     CollectionInvalid,
     ConfigurationError,
@@ -21,28 +31,43 @@ from pymongo.errors import (
 )
 
 from smartid_operator import __version__
-from smartid_operator.spec import SpecError
+from smartid_operator.errors import ConfigError
 
 Client = pymongo.MongoClient[dict[str, Any]]
+AsyncClient = AsyncMongoClient[dict[str, Any]]
+APPNAME = f"smartid-operator/{__version__}"
 
 _clients: dict[tuple[str, int], Client] = {}
 _lock = threading.Lock()
 
 
+def _invalid(exc: Exception) -> ConfigError:
+    return ConfigError("InvalidURI", f"the MongoDB URI in the Secret is invalid: {exc}")
+
+
+def _options(timeout_seconds: float) -> dict[str, Any]:
+    ms = int(timeout_seconds * 1000)
+    return {"serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms, "appname": APPNAME,
+            "connect": False}
+
+
 def client_for(uri: str, timeout_seconds: int = 5) -> Client:
-    """One pooled client per URI, reused across reconciles (MongoClient is thread-safe)."""
+    """One pooled client per URI for the CLI and tools (MongoClient is thread-safe)."""
     key = (uri, timeout_seconds)
     with _lock:
         if key not in _clients:
             try:
-                _clients[key] = pymongo.MongoClient(
-                    uri, serverSelectionTimeoutMS=timeout_seconds * 1000,
-                    connectTimeoutMS=timeout_seconds * 1000,
-                    appname=f"smartid-operator/{__version__}", connect=False)
+                _clients[key] = pymongo.MongoClient(uri, **_options(timeout_seconds))
             except (InvalidURI, ConfigurationError, ValueError) as exc:
-                raise SpecError("InvalidURI", f"the MongoDB URI in the Secret is invalid: {exc}") \
-                    from None
+                raise _invalid(exc) from None
         return _clients[key]
+
+
+def close_all() -> None:
+    with _lock:
+        for mc in _clients.values():
+            mc.close()
+        _clients.clear()
 
 
 @dataclass(frozen=True)
@@ -53,29 +78,135 @@ class Health:
     error: str | None = None
 
 
-def check(uri: str, timeout_seconds: int = 5) -> Health:
-    """``ping`` the server (the command every MongoDB, stand-in or real, answers)."""
-    mc = client_for(uri, timeout_seconds)
-    started = time.monotonic()
-    try:
-        mc.admin.command("ping")
-        latency = (time.monotonic() - started) * 1000
-        version = mc.server_info().get("version")
-    except PyMongoError as exc:
-        return Health(False, error=_short(exc))
-    return Health(True, version=str(version) if version else None, latency_ms=round(latency, 1))
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).split(", Timeout:")[0].split(", full error:")[0]
+def _short(exc: BaseException) -> str:
+    text = str(exc).split(", Timeout:")[0].split(", full error:")[0] or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def close_all() -> None:
-    with _lock:
-        for mc in _clients.values():
-            mc.close()
-        _clients.clear()
+class MongoError(Exception):
+    """A MongoDB request failed (the driver's error, in the seam's own type)."""
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Driver errors leave the Mongo seam as ``MongoError``."""
+    try:
+        yield
+    except PyMongoError as exc:
+        raise MongoError(_short(exc)) from exc
+
+
+def digest(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Handle:
+    """The clients of one SmartIDDatabase for one URI (its digest, never the URI, is kept)."""
+
+    digest: str
+    timeout_seconds: float
+    hosts: list[tuple[str, int]]
+    checker: AsyncClient
+    _sync: Callable[[], Client]
+    _sync_client: Client | None = field(default=None, repr=False)
+    # A failed check leaves the clients with sockets to a server that went away; the next
+    # pass starts afresh instead of spending its first request on a dead socket.
+    stale: bool = False
+
+    def database(self, name: str) -> Database:
+        """The sync database for the migration engine (created on first use)."""
+        if self._sync_client is None:
+            self._sync_client = self._sync()
+        return self._sync_client[name]
+
+    async def close(self) -> None:
+        await self.checker.close()
+        if self._sync_client is not None:
+            self._sync_client.close()
+
+
+def _open(uri: str, timeout_seconds: float) -> Handle:
+    try:
+        parsed = uri_parser.parse_uri(uri) if not uri.startswith("mongodb+srv://") else None
+        options = _options(timeout_seconds)
+        checker: AsyncClient = AsyncMongoClient(uri, **options)
+    except (InvalidURI, ConfigurationError, ValueError) as exc:
+        raise _invalid(exc) from None
+    hosts = [(h, int(p)) for h, p in parsed["nodelist"]] if parsed else []
+    return Handle(digest(uri), timeout_seconds, hosts, checker,
+                  lambda: pymongo.MongoClient(uri, **options))
+
+
+class Pool:
+    """One handle per SmartIDDatabase; a changed URI (rotated Secret) or timeout replaces it
+    and closes the old clients, ``forget`` closes them when the resource goes."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, Handle] = {}
+
+    async def handle(self, key: str, uri: str, timeout_seconds: float) -> Handle:
+        current = self._handles.get(key)
+        if current is not None and not current.stale and (
+                current.digest, current.timeout_seconds) == (digest(uri), timeout_seconds):
+            return current
+        fresh = _open(uri, timeout_seconds)
+        self._handles[key] = fresh
+        if current is not None:
+            await current.close()
+        return fresh
+
+    async def forget(self, key: str) -> None:
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            await handle.close()
+
+    async def close(self) -> None:
+        for key in list(self._handles):
+            await self.forget(key)
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+
+async def _refused(hosts: list[tuple[str, int]], timeout: float) -> str | None:
+    """'connection refused' when every host refuses a TCP connection at once.
+
+    pymongo's server selection retries a refused connection until its timeout; a refusal is
+    already a definitive answer, so an outage shows within milliseconds, not seconds.
+    """
+    if not hosts:
+        return None
+    for host, port in hosts:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except ConnectionRefusedError:
+            continue
+        except (OSError, TimeoutError):
+            return None  # not a clear refusal: let the driver decide within its timeout
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return None
+    return f"connection refused by {', '.join(f'{h}:{p}' for h, p in hosts)}"
+
+
+async def check(handle: Handle) -> Health:
+    """``ping`` the server (the command every MongoDB, stand-in or real, answers)."""
+    started = time.monotonic()
+    refused = await _refused(handle.hosts, handle.timeout_seconds)
+    if refused:
+        handle.stale = True
+        return Health(False, error=refused)
+    try:
+        await handle.checker.admin.command("ping")
+        latency = (time.monotonic() - started) * 1000
+        info = await handle.checker.admin.command("buildInfo")
+    except PyMongoError as exc:
+        handle.stale = True
+        return Health(False, error=_short(exc))
+    version = info.get("version")
+    return Health(True, version=str(version) if version else None, latency_ms=round(latency, 1))
 
 
 # -- schema operations (used by the migration engine) -------------------------------------------

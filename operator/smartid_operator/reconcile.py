@@ -1,28 +1,31 @@
 """The reconcile service: observe, converge children, and say what the status should be.
 
-Called alike by the change handlers (create/update/resume) and the health timer, so the
-result is level-based: it depends on what is there now, not on which event arrived.
+One pass for one SmartIDDatabase, run only by that database's worker (``worker.py``), so the
+result is level-based (it depends on what is there now, not on which event woke the worker)
+and never races another pass over the same object.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+import functools
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from kubernetes.client.exceptions import ApiException
+from typing import Any, TypeVar
 
 from smartid_operator import mongo
 from smartid_operator import status as cond
+from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.kube import Kube, Manifest
 from smartid_operator.manifests.settings import settings_config_map
 from smartid_operator.schema import converge_schema
-from smartid_operator.spec import DatabaseSpec, SpecError, parse
+from smartid_operator.spec import DatabaseSpec, parse
 from smartid_operator.status import Observation, Transition
 
-# Status fields that change on every check; a patch carrying only these is skipped.
-_VOLATILE = ("lastCheckTime", "latencyMilliseconds")
+T = TypeVar("T")
+Blocking = Callable[[Callable[[], T]], Awaitable[T]]
 
 
 def utcnow() -> str:
@@ -30,125 +33,164 @@ def utcnow() -> str:
 
 
 @dataclass
+class Context:
+    """What a pass may touch: the two I/O seams and the pools that run blocking calls."""
+
+    kube: Kube
+    pool: mongo.Pool
+    in_kube_pool: Blocking[Any]
+    in_migration_pool: Blocking[Any]
+    owner: str = "smartid-operator"
+
+
+@dataclass
+class Children:
+    """What this worker last applied, per child: skip the write when nothing changed.
+
+    ``applied`` maps (kind, name) to (digest of the manifest, resourceVersion, uid); a watch
+    event with another resourceVersion (someone edited the child) or a deletion drops the
+    entry, and the next pass applies it again.
+    """
+
+    applied: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
+
+    def needs_apply(self, manifest: Manifest) -> bool:
+        entry = self.applied.get(_key(manifest))
+        return entry is None or entry[0] != _digest(manifest)
+
+    def record(self, manifest: Manifest, live: Manifest) -> None:
+        meta = live.get("metadata") or {}
+        self.applied[_key(manifest)] = (_digest(manifest), str(meta.get("resourceVersion", "")),
+                                        str(meta.get("uid", "")))
+
+    def observed(self, kind: str, name: str, resource_version: str | None) -> bool:
+        """A watch event for a child; True if it is not what this worker wrote last."""
+        entry = self.applied.get((kind, name))
+        if entry is None or entry[1] == resource_version:
+            return False
+        del self.applied[(kind, name)]
+        return True
+
+    def listed(self) -> list[dict[str, str]]:
+        return [{"kind": kind, "name": name, "uid": uid}
+                for (kind, name), (_, _, uid) in sorted(self.applied.items())]
+
+
+def _key(manifest: Manifest) -> tuple[str, str]:
+    return manifest["kind"], manifest["metadata"]["name"]
+
+
+def _digest(manifest: Manifest) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
 class Result:
     status: dict[str, Any]
     transitions: list[Transition]
-    spec_error: SpecError | None = None
+    config_error: ConfigError | None = None
     unavailable: str | None = None  # a transient failure worth retrying soon
     migrated: list[str] = field(default_factory=list)  # migrations applied by this pass
-
-    def changed(self, current: Mapping[str, Any]) -> bool:
-        return bool(_stable(self.status) != _stable({k: current.get(k) for k in self.status}))
-
-
-def _stable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _stable(v) for k, v in value.items() if k not in _VOLATILE}
-    if isinstance(value, list):
-        return [_stable(v) for v in value]
-    return value
+    latency_ms: float | None = None
 
 
 def desired_children(name: str, namespace: str, spec: DatabaseSpec) -> list[Manifest]:
     return [settings_config_map(name, namespace, spec)]
 
 
-def reconcile(kube: Kube, body: Mapping[str, Any], *, adopt: Callable[[Manifest], None],
-              owner: str = "smartid-operator", now: str | None = None) -> Result:
+async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str, Any],
+                    children: Children, *, adopt: Callable[[Manifest], None],
+                    now: str | None = None) -> Result:
+    """One pass. ``current`` is the status as this worker last wrote it."""
     now = now or utcnow()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     generation = meta.get("generation")
-    current = dict(body.get("status") or {})
     old_conditions = list(current.get("conditions") or [])
 
     observations: list[Observation] = []
-    spec_error: SpecError | None = None
+    config_error: ConfigError | None = None
     unavailable: str | None = None
-    applied: list[Manifest] = []
     health: mongo.Health | None = None
-    schema_status: dict[str, Any] = {}
+    schema_status: dict[str, Any] = dict(current.get("schema") or {})
     migrated: list[str] = []
     try:
         spec = parse(body["spec"])
-    except SpecError as exc:
-        spec_error = exc
+    except ConfigError as exc:
+        config_error = exc
         observations += [Observation(t, False, exc.reason, exc.message)
                          for t in (cond.RESOURCES_READY, cond.MONGO_REACHABLE)]
     else:
-        resources, applied, unavailable = _converge(kube, namespace, name, spec, adopt)
+        resources, unavailable = await _converge(ctx, namespace, name, spec, children, adopt)
         observations.append(resources)
-        reach, health, uri = _reach(kube, namespace, spec)
+        reach, health, handle = await _reach(ctx, f"{namespace}/{name}", namespace, spec)
         observations.append(reach)
-        if uri is not None and reach.ok:
-            # Unreachable: no observation, SchemaReady keeps what it last saw.
-            schema = converge_schema(uri, spec, owner=f"{owner}/{namespace}/{name}")
+        if handle is not None and reach.ok:
+            # Unreachable: no observation; SchemaReady and status.schema keep what was last
+            # seen, as the condition's message says.
+            db = handle.database(spec.mongo.database)
+            schema = await ctx.in_migration_pool(
+                lambda: converge_schema(db, spec, owner=f"{ctx.owner}/{namespace}/{name}"))
             observations.append(schema.observation)
             schema_status = schema.status
             migrated = schema.applied
             unavailable = unavailable or schema.transient
         failed = [o for o in observations if not o.ok and o.reason in cond.CONFIG_ERRORS]
         if failed:
-            spec_error = SpecError(failed[0].reason, failed[0].message)
+            config_error = ConfigError(failed[0].reason, failed[0].message)
         elif not reach.ok:
             unavailable = unavailable or reach.message
 
     conditions = cond.apply_observations(old_conditions, observations, now=now,
                                          generation=generation)
-    new_status: dict[str, Any] = {
-        "phase": cond.phase(conditions),
-        "observedGeneration": generation,
-        "conditions": conditions,
-        "children": [{"kind": c["kind"], "name": c["metadata"]["name"],
-                      "uid": c["metadata"].get("uid", "")} for c in applied],
-    }
-    if schema_status:
-        new_status["schema"] = schema_status
-    if health is not None:
-        new_status["mongo"] = {"reachable": health.reachable, "lastCheckTime": now}
-        if health.version:
-            new_status["mongo"]["version"] = health.version
-        if health.latency_ms is not None:
-            new_status["mongo"]["latencyMilliseconds"] = health.latency_ms
-    return Result(new_status, cond.transitions(old_conditions, conditions),
-                  spec_error=spec_error, unavailable=unavailable,
-                  migrated=migrated)
+    status = cond.compose(phase=cond.phase(conditions), generation=generation,
+                          conditions=conditions, children=children.listed(),
+                          schema=schema_status,
+                          mongo=None if health is None else
+                          {"reachable": health.reachable, "version": health.version})
+    return Result(status, cond.transitions(old_conditions, conditions),
+                  config_error=config_error, unavailable=unavailable, migrated=migrated,
+                  latency_ms=health.latency_ms if health else None)
 
 
-def _converge(kube: Kube, namespace: str, name: str, spec: DatabaseSpec,
-              adopt: Callable[[Manifest], None]) -> tuple[Observation, list[Manifest], str | None]:
-    applied: list[Manifest] = []
+async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,
+                    children: Children,
+                    adopt: Callable[[Manifest], None]) -> tuple[Observation, str | None]:
     try:
         for manifest in desired_children(name, namespace, spec):
             adopt(manifest)
-            applied.append(kube.apply(manifest))
-        workload = kube.workload(namespace, spec.mongo.workload)
-    except ApiException as exc:
-        message = f"applying children failed: {exc.status} {exc.reason}"
-        return Observation(cond.RESOURCES_READY, False, "ApplyFailed", message), applied, message
+            if children.needs_apply(manifest):
+                live = await ctx.in_kube_pool(functools.partial(ctx.kube.apply, manifest))
+                children.record(manifest, live)
+        workload = await ctx.in_kube_pool(
+            lambda: ctx.kube.workload(namespace, spec.mongo.workload))
+    except KubeError as exc:
+        message = f"applying children failed: {exc}"
+        return Observation(cond.RESOURCES_READY, False, "ApplyFailed", message), message
     ref = spec.mongo.workload
     if workload is None:
         return Observation(cond.RESOURCES_READY, False, "WorkloadNotFound",
                            f"{ref.kind} {namespace}/{ref.name} (spec.mongo.workload) does not "
-                           f"exist"), applied, None
-    kinds = ", ".join(f"{c['kind']}/{c['metadata']['name']}" for c in applied)
+                           f"exist"), None
+    kinds = ", ".join(f"{c['kind']}/{c['name']}" for c in children.listed())
     return Observation(cond.RESOURCES_READY, True, "Applied",
-                       f"{ref.kind}/{ref.name} found; children as declared: {kinds}"), applied, None
+                       f"{ref.kind}/{ref.name} found; children as declared: {kinds}"), None
 
 
-def _reach(kube: Kube, namespace: str,
-           spec: DatabaseSpec) -> tuple[Observation, mongo.Health | None, str | None]:
+async def _reach(ctx: Context, key: str, namespace: str, spec: DatabaseSpec
+                 ) -> tuple[Observation, mongo.Health | None, mongo.Handle | None]:
     try:
-        uri = kube.secret_value(namespace, spec.mongo.uri_secret)
-        health = mongo.check(uri, spec.mongo.connect_timeout_seconds)
-    except SpecError as exc:
+        uri = await ctx.in_kube_pool(
+            lambda: ctx.kube.secret_value(namespace, spec.mongo.uri_secret))
+        handle = await ctx.pool.handle(key, uri, spec.mongo.connect_timeout_seconds)
+    except ConfigError as exc:
         return Observation(cond.MONGO_REACHABLE, False, exc.reason, exc.message), None, None
-    except ApiException as exc:
+    except KubeError as exc:
         return Observation(cond.MONGO_REACHABLE, False, "SecretUnreadable",
-                           f"reading the Secret failed: {exc.status} {exc.reason}"), None, None
+                           f"reading the Secret failed: {exc}"), None, None
+    health = await mongo.check(handle)
     if health.reachable:
         return Observation(cond.MONGO_REACHABLE, True, "Pinged",
-                           f"MongoDB {health.version or '?'} answered ping in "
-                           f"{health.latency_ms} ms"), health, uri
+                           f"MongoDB {health.version or '?'} answers ping"), health, handle
     return Observation(cond.MONGO_REACHABLE, False, "Unreachable",
-                       f"MongoDB did not answer: {health.error}"), health, uri
+                       f"MongoDB did not answer: {health.error}"), health, handle

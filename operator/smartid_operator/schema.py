@@ -13,8 +13,6 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
 from smartid_operator import mongo
 from smartid_operator.migrations import Engine, MigrationError, SchemaState
 from smartid_operator.spec import DatabaseSpec
@@ -31,23 +29,24 @@ class SchemaOutcome:
     transient: str | None = None  # worth a retry soon (lock busy, server hiccup)
 
 
-def converge_schema(uri: str, spec: DatabaseSpec, owner: str) -> SchemaOutcome:
-    # A suffix per pass: the change handler and the health timer may run at once in this
-    # process, and each must hold the lease on its own, not share it by name.
-    engine = Engine(mongo.database(uri, spec.mongo.database, spec.mongo.connect_timeout_seconds),
-                    owner=f"{owner}#{secrets.token_hex(3)}", lease_seconds=LEASE_SECONDS)
+def converge_schema(db: mongo.Database, spec: DatabaseSpec, owner: str) -> SchemaOutcome:
+    """Blocking (the engine is synchronous): the worker runs it in its migration pool."""
+    # A suffix per pass: a CLI run or a second operator under the same name must each hold
+    # the lease on its own, not share it by name.
+    engine = Engine(db, owner=f"{owner}#{secrets.token_hex(3)}", lease_seconds=LEASE_SECONDS)
     target = spec.schema_version
     try:
-        report = engine.apply(target)
-        state = report.state or engine.state(target)
+        with mongo.translated():
+            report = engine.apply(target)
+            state = report.state or engine.state(target)
     except MigrationError as exc:
         outcome = SchemaOutcome(Observation(SCHEMA_READY, False, exc.reason, str(exc)))
         if exc.reason in ("MigrationLocked", "MigrationLockLost", "MigrationFailed"):
             outcome.transient = str(exc)
-        with contextlib.suppress(MigrationError, PyMongoError):
+        with contextlib.suppress(MigrationError, mongo.MongoError), mongo.translated():
             outcome.status = _status(engine.state(target))
         return outcome
-    except PyMongoError as exc:
+    except mongo.MongoError as exc:
         message = f"migrations interrupted: {exc}"
         return SchemaOutcome(Observation(SCHEMA_READY, False, "MigrationFailed", message),
                              transient=message)

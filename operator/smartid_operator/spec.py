@@ -10,14 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-
-class SpecError(ValueError):
-    """The spec is wrong in a way a person must fix (not a transient condition)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+from smartid_operator.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -83,7 +76,7 @@ def parse(spec: Mapping[str, Any]) -> DatabaseSpec:
         secret = mongo["uriSecretRef"]
         workload = mongo["workload"]
     except (KeyError, TypeError) as exc:
-        raise SpecError("InvalidSpec", f"spec.mongo is incomplete: missing {exc}") from None
+        raise ConfigError("InvalidSpec", f"spec.mongo is incomplete: missing {exc}") from None
     backup = spec.get("backup") or {}
     retention = backup.get("retention") or {}
     recovery = spec.get("recovery") or {}

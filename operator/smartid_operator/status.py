@@ -22,7 +22,8 @@ SCHEMA_READY = "SchemaReady"
 READY = "Ready"
 REQUIRED: tuple[str, ...] = (MONGO_REACHABLE, RESOURCES_READY, SCHEMA_READY)
 
-# Reasons that mean "a person must fix the spec or what it points at": phase Failed, no retries.
+# Reasons of ``ConfigError``, "a person must fix the spec or what it points at": phase
+# Failed, no retry of its own (the periodic check notices the fix).
 CONFIG_ERRORS = frozenset({"InvalidSpec", "SecretNotFound", "SecretKeyMissing", "InvalidURI",
                            "WorkloadNotFound", "ChecksumMismatch", "UnknownVersion",
                            "MigrationConflict"})
@@ -118,3 +119,18 @@ def transitions(old: Sequence[Mapping[str, Any]],
     before = {c.get("type"): (c.get("status"), c.get("reason")) for c in old}
     return [Transition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
             for c in new if before.get(c["type"]) != (c["status"], c.get("reason"))]
+
+
+def compose(*, phase: str, generation: int | None, conditions: list[Condition],
+            children: list[dict[str, str]], schema: Mapping[str, Any],
+            mongo: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The whole status the operator owns. It is applied server-side as a whole, so a key
+    left out here (a version no longer known, a section no longer observed) is removed."""
+    status: dict[str, Any] = {"phase": phase, "conditions": conditions, "children": children}
+    if generation is not None:
+        status["observedGeneration"] = generation
+    if schema:
+        status["schema"] = dict(schema)
+    if mongo is not None:
+        status["mongo"] = {k: v for k, v in mongo.items() if v is not None}
+    return status

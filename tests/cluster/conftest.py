@@ -89,10 +89,11 @@ def operator(testbed: TestBed, core: client.CoreV1Api) -> Operator:
     """The cluster-wide overlay, as shipped, under its own ServiceAccount and ClusterRole.
 
     Narrowed to the tests' namespaces (``t-*``) so a test may install the namespaced
-    overlay into ``smartid`` beside it; the health check runs every 2 s instead of 15.
+    overlay into ``smartid`` beside it; the health check keeps its default interval (15 s),
+    so what the tests see within seconds came from watch events, not the timer.
     """
     namespace, ports = install_operator(testbed, "deploy/overlays/cluster-wide",
-                                        namespace_arg="--namespace=t-*", health_interval=2)
+                                        namespace_arg="--namespace=t-*")
     pod = core.list_namespaced_pod(
         namespace, label_selector="app.kubernetes.io/name=smartid-operator").items[0]
     return Operator(namespace, pod.metadata.name, ports, testbed)

@@ -45,3 +45,33 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
         if cond["type"] == type_:
             return dict(cond)
     return None
+
+
+class SilentServer:
+    """A loopback TCP server that accepts connections and never answers: a Mongo that hangs
+    (a refused connection would be detected at once; this one costs the full timeout)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()

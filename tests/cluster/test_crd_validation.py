@@ -84,6 +84,22 @@ CASES: list[tuple[str, dict[str, Any] | None, str]] = [
      "spec.chaos.segmentsPerRecording"),
     ("same volume twice", {**with_("backup.storage", PVC), "recovery": {"storage": PVC}},
      "backup.storage and recovery.storage must be different volumes"),
+    ("system database admin", with_("mongo.database", "admin"),
+     "must not be a MongoDB system database"),
+    ("system database local", with_("mongo.database", "local"),
+     "must not be a MongoDB system database"),
+    ("system database config", with_("mongo.database", "config"),
+     "must not be a MongoDB system database"),
+    ("minute 60", with_("backup.schedule", "60 2 * * *"), "minute 0-59"),
+    ("hour 24", with_("backup.schedule", "0 24 * * *"), "hour 0-23"),
+    ("day of month 32", with_("backup.schedule", "0 2 32 * *"), "spec.backup.schedule"),
+    ("day of month 0", with_("backup.schedule", "0 2 0 * *"), "spec.backup.schedule"),
+    ("month 13", with_("backup.schedule", "0 2 * 13 *"), "spec.backup.schedule"),
+    ("weekday 8", with_("backup.schedule", "0 2 * * 8"), "spec.backup.schedule"),
+    ("step zero", with_("backup.schedule", "*/0 * * * *"), "spec.backup.schedule"),
+    ("chaos hour 25", {**with_("chaos.schedule", "0 25 * * *"),
+                       "chaos": {"allowDisruption": True, "schedule": "0 25 * * *"}},
+     "spec.chaos.schedule"),
     ("password in the resource", with_("mongo.uri", "mongodb://u:secret@db/smartid"),
      'unknown field "spec.mongo.uri"'),
 ]
@@ -106,6 +122,29 @@ def test_invalid_spec_is_refused_naming_the_field(
     assert refused.value.status in (400, 422)
     message = json.loads(refused.value.body)["message"]
     assert expected in message, message
+
+
+def test_a_name_too_long_for_the_children_is_refused(
+        operator: Operator, custom: client.CustomObjectsApi, namespace: str) -> None:
+    with pytest.raises(client.ApiException) as refused:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                               database("n" * 41))
+    assert refused.value.status == 422
+    message = json.loads(refused.value.body)["message"]
+    assert "metadata.name must be at most 40 characters" in message, message
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database("n" * 40), dry_run="All")
+
+
+@pytest.mark.parametrize("schedule", ["0 2 * * *", "*/15 * * * *", "0 0 1,15 * MON-FRI",
+                                      "30 23 31 12 7", "5-10/2 0-23 1-31 1-12 0-6",
+                                      "0 3 ? * sun", "@daily", "@hourly"])
+def test_valid_schedules_are_accepted(operator: Operator, custom: client.CustomObjectsApi,
+                                      namespace: str, schedule: str) -> None:
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL,
+        database("cron", backup={"schedule": schedule},
+                 chaos={"allowDisruption": True, "schedule": schedule}), dry_run="All")
 
 
 def test_database_name_is_immutable(operator: Operator, custom: client.CustomObjectsApi,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from smartid_operator.errors import ConfigError
 from smartid_operator.manifests import child_name, labels
 from smartid_operator.manifests.settings import settings_config_map
-from smartid_operator.spec import SpecError, parse
+from smartid_operator.spec import parse
 
 DEFAULTED = {
     "mongo": {"uriSecretRef": {"name": "smartid-mongo", "key": "uri"}, "database": "smartid",
@@ -40,7 +41,7 @@ def test_parse_fills_defaults_for_sections_left_out() -> None:
 
 
 def test_parse_refuses_incomplete_mongo() -> None:
-    with pytest.raises(SpecError) as err:
+    with pytest.raises(ConfigError) as err:
         parse({"mongo": {"workload": {"name": "m"}}})
     assert err.value.reason == "InvalidSpec"
     assert "uriSecretRef" in err.value.message

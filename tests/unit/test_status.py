@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from smartid_operator import status
-from smartid_operator.reconcile import Result
 from smartid_operator.status import Observation
 
 T0, T1 = "2026-11-25T10:00:00Z", "2026-11-25T10:05:00Z"
@@ -65,11 +64,14 @@ def test_transitions_list_only_changes() -> None:
                        ("Ready", "False", "Unreachable")}
 
 
-def test_status_patch_skipped_when_only_check_time_moved() -> None:
-    current = {"phase": "Ready", "mongo": {"reachable": True, "lastCheckTime": T0,
-                                           "latencyMilliseconds": 1.0}}
-    same = Result({"phase": "Ready", "mongo": {"reachable": True, "lastCheckTime": T1,
-                                              "latencyMilliseconds": 2.5}}, [])
-    assert not same.changed(current)
-    down = Result({"phase": "Degraded", "mongo": {"reachable": False, "lastCheckTime": T1}}, [])
-    assert down.changed(current)
+def test_composed_status_leaves_out_what_is_not_known() -> None:
+    conditions = status.apply_observations([], [DOWN, APPLIED], now=T0, generation=3)
+    composed = status.compose(phase="Degraded", generation=3, conditions=conditions,
+                              children=[], schema={},
+                              mongo={"reachable": False, "version": None})
+    assert composed["mongo"] == {"reachable": False}
+    assert "schema" not in composed and composed["observedGeneration"] == 3
+    # Nothing volatile: two checks with the same outcome compose the same status.
+    again = status.apply_observations(conditions, [DOWN, APPLIED], now=T1, generation=3)
+    assert status.compose(phase="Degraded", generation=3, conditions=again, children=[],
+                          schema={}, mongo={"reachable": False, "version": None}) == composed

@@ -15,12 +15,15 @@ def settings_config_map(instance: str, namespace: str, spec: DatabaseSpec) -> di
         "SMARTID_DATABASE": spec.mongo.database,
         "SMARTID_SCHEMA_VERSION": spec.schema_version,
         "SMARTID_WORKLOAD": f"{spec.mongo.workload.kind}/{spec.mongo.workload.name}",
-        "SMARTID_BACKUP_RETENTION_DAYS": str(spec.backup.retention_days),
-        "SMARTID_BACKUP_KEEP_LAST": str(spec.backup.keep_last),
-        "SMARTID_BACKUP_GZIP": "true" if spec.backup.gzip else "false",
-        "SMARTID_RECOVERY_BATCH_SIZE": str(spec.recovery.batch_size),
-        "SMARTID_RECOVERY_SCAN_INTERVAL_SECONDS": str(spec.recovery.scan_interval_seconds),
     }
+    # Only what is enabled: a disabled capability's settings leave the ConfigMap.
+    if spec.backup.enabled:
+        data |= {"SMARTID_BACKUP_RETENTION_DAYS": str(spec.backup.retention_days),
+                 "SMARTID_BACKUP_KEEP_LAST": str(spec.backup.keep_last),
+                 "SMARTID_BACKUP_GZIP": "true" if spec.backup.gzip else "false"}
+    if spec.recovery.enabled:
+        data |= {"SMARTID_RECOVERY_BATCH_SIZE": str(spec.recovery.batch_size),
+                 "SMARTID_RECOVERY_SCAN_INTERVAL_SECONDS": str(spec.recovery.scan_interval_seconds)}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -1,0 +1,233 @@
+"""One worker per SmartIDDatabase: the only writer of its status, its Events and its children.
+
+Kopf delivers watch events (the database itself, the Mongo workload's pods, the children);
+handlers only *poke* the worker of the database concerned. The worker runs one reconcile pass
+at a time, coalescing every poke that arrived meanwhile into the next pass, and otherwise
+wakes once per health interval (sooner, with a growing delay, while Mongo is unreachable).
+Transitions are computed against the status this worker last wrote, so each posts exactly one
+Event, and the status is written only when it changed.
+
+Why not Kopf's change handlers plus a timer: they are two concurrent entry points per object,
+and timers and daemons require a finalizer, which strands a resource whenever the operator is
+gone before it (uninstall, Argo CD prune order). Watch-event handlers need neither a finalizer
+nor annotations on the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from smartid_operator import metrics
+from smartid_operator.errors import KubeError
+from smartid_operator.reconcile import Children, Context, Result, reconcile
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # namespace, name
+TERMINATING_RECHECKS = (0.3, 0.8, 1.5)
+Body = dict[str, Any]
+
+
+@dataclass
+class Hooks:
+    """What the worker needs from Kopf, injected so the loop stays testable without it."""
+
+    adopt: Callable[[dict[str, Any], Mapping[str, Any]], None]
+    event: Callable[[Mapping[str, Any], str, str, str], None]  # body, type, reason, message
+
+
+@dataclass
+class Worker:
+    key: Key
+    body: Body
+    context: Context
+    hooks: Hooks
+    interval: float
+    status: dict[str, Any] = field(default_factory=dict)
+    children: Children = field(default_factory=Children)
+    poked: asyncio.Event = field(default_factory=asyncio.Event)
+    failures: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def poke(self, *later: float) -> None:
+        """Wake now, and again after each of ``later`` seconds."""
+        self.poked.set()
+        loop = asyncio.get_running_loop()
+        for delay in later:
+            loop.call_later(delay, self.poked.set)
+
+    async def run(self) -> None:
+        self.status = dict(self.body.get("status") or {})
+        delay = 0.0  # the first pass runs at once
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.poked.wait(), timeout=delay)
+            self.poked.clear()
+            try:
+                delay = await self._pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end this database's worker for good
+                log.exception("reconcile of %s/%s failed", *self.key)
+                self.failures += 1
+                delay = self._backoff()
+
+    def _backoff(self) -> float:
+        return float(min(60, 5 * 2 ** min(self.failures - 1, 4)))
+
+    async def _pass(self) -> float:
+        started = time.monotonic()
+        body = self.body
+        result = await reconcile(self.context, body, self.status, self.children,
+                                 adopt=lambda child: self.hooks.adopt(child, body))
+        await self._publish(body, result)
+        log.debug("pass %s/%s: %s in %.3f s", *self.key, result.status.get("phase"),
+                 time.monotonic() - started)
+        metrics.observe(self.key, body, result, time.monotonic() - started)
+        if result.unavailable:
+            self.failures += 1
+            return min(self.interval, self._backoff())
+        self.failures = 0
+        return self.interval
+
+    async def _publish(self, body: Mapping[str, Any], result: Result) -> None:
+        if result.status != self.status:
+            try:
+                await self.context.in_kube_pool(lambda: self.context.kube.apply_status(
+                    self.key[0], self.key[1], result.status))
+            except KubeError as exc:
+                if exc.status == 404:  # deleted meanwhile: the DELETED event stops us
+                    return
+                raise
+            self.status = result.status
+        for migration in result.migrated:
+            self.hooks.event(body, "Normal", "MigrationApplied",
+                             f"applied migration {migration}")
+        for change in result.transitions:
+            self.hooks.event(body, "Normal" if change.status == "True" else "Warning",
+                             change.reason, f"{change.type} is {change.status}: {change.message}")
+
+
+@dataclass(frozen=True)
+class WorkloadKey:
+    namespace: str
+    kind: str
+    name: str
+
+
+class Registry:
+    """The workers, and which databases a workload's pods concern."""
+
+    def __init__(self, context: Context, hooks: Hooks, interval: float) -> None:
+        self.context = context
+        self.hooks = hooks
+        self.interval = interval
+        self.workers: dict[Key, Worker] = {}
+        self.workloads: dict[Key, WorkloadKey] = {}
+
+    # -- the databases ---------------------------------------------------------------------------
+
+    def observe(self, event: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event of a SmartIDDatabase (None: the initial listing)."""
+        meta = body["metadata"]
+        key: Key = (meta["namespace"], meta["name"])
+        if event == "DELETED":
+            asyncio.get_running_loop().create_task(self.forget(key))
+            return
+        snapshot = _plain(body)
+        worker = self.workers.get(key)
+        if worker is not None and worker.body["metadata"].get("uid") != meta.get("uid"):
+            # Deleted and created again between two events: a new object, a new worker.
+            asyncio.get_running_loop().create_task(self.forget(key))
+            worker = None
+        if worker is None:
+            worker = Worker(key, snapshot, self.context, self.hooks, self.interval)
+            worker.task = asyncio.get_running_loop().create_task(
+                worker.run(), name=f"smartid-worker-{key[0]}/{key[1]}")
+            self.workers[key] = worker
+        else:
+            changed = snapshot["metadata"].get("generation") != \
+                worker.body["metadata"].get("generation")
+            worker.body = snapshot
+            if changed:  # the spec changed; our own status writes do not wake us
+                worker.poke()
+        workload = (snapshot.get("spec") or {}).get("mongo", {}).get("workload") or {}
+        self.workloads[key] = WorkloadKey(key[0], workload.get("kind", "StatefulSet"),
+                                          workload.get("name", ""))
+
+    async def forget(self, key: Key) -> None:
+        worker = self.workers.pop(key, None)
+        self.workloads.pop(key, None)
+        if worker is not None and worker.task is not None:
+            worker.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.task
+        await self.context.pool.forget(f"{key[0]}/{key[1]}")
+        metrics.forget(*key)
+
+    async def stop(self) -> None:
+        for key in list(self.workers):
+            await self.forget(key)
+        await self.context.pool.close()
+
+    # -- what wakes them -------------------------------------------------------------------------
+
+    def pod_changed(self, body: Mapping[str, Any]) -> int:
+        """A pod event: wake the databases whose Mongo workload owns the pod. Returns how
+        many were woken."""
+        owner = pod_workload(body)
+        if owner is None:
+            return 0
+        # A terminating pod's server stops a moment after the event (the kubelet sends
+        # SIGTERM once it sees the deletion too): look again shortly, not at the next tick.
+        later = TERMINATING_RECHECKS if body["metadata"].get("deletionTimestamp") else ()
+        woken = 0
+        for key, workload in self.workloads.items():
+            if workload == owner and key in self.workers:
+                self.workers[key].poke(*later)
+                woken += 1
+        return woken
+
+    def child_changed(self, event: str | None, body: Mapping[str, Any]) -> bool:
+        """A watch event of a child the operator owns: re-apply it if it is not as written."""
+        meta = body["metadata"]
+        for ref in meta.get("ownerReferences") or []:
+            if not ref.get("controller") or ref.get("kind") != "SmartIDDatabase":
+                continue
+            worker = self.workers.get((meta["namespace"], ref["name"]))
+            if worker is None or worker.body["metadata"].get("uid") != ref.get("uid"):
+                continue
+            version = None if event == "DELETED" else meta.get("resourceVersion")
+            if worker.children.observed(body["kind"], meta["name"], version):
+                worker.poke()
+                return True
+        return False
+
+
+def pod_workload(body: Mapping[str, Any]) -> WorkloadKey | None:
+    """The StatefulSet or Deployment a pod belongs to, from its controller reference."""
+    meta = body["metadata"]
+    for ref in meta.get("ownerReferences") or []:
+        if not ref.get("controller"):
+            continue
+        if ref.get("kind") == "StatefulSet":
+            return WorkloadKey(meta["namespace"], "StatefulSet", ref["name"])
+        if ref.get("kind") == "ReplicaSet":
+            suffix = (meta.get("labels") or {}).get("pod-template-hash")
+            if suffix and ref["name"].endswith(f"-{suffix}"):
+                return WorkloadKey(meta["namespace"], "Deployment",
+                                   ref["name"][:-len(suffix) - 1])
+    return None
+
+
+def _plain(body: Mapping[str, Any]) -> Body:
+    """A plain, detached copy (Kopf's bodies are live views)."""
+    import copy
+
+    return copy.deepcopy({k: v for k, v in dict(body).items()})

@@ -1,0 +1,136 @@
+"""The per-database worker and its registry: one writer, pokes coalesced, Events once.
+
+The Kubernetes and Mongo seams are replaced by in-process recorders here (logic only); the
+cluster tier runs the same worker against a real API server and a real wire-protocol server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from smartid_operator import mongo
+from smartid_operator.reconcile import Children, Context
+from smartid_operator.worker import Hooks, Registry, WorkloadKey, pod_workload
+
+
+def _db(name: str = "db", generation: int = 1, uid: str = "u1") -> dict[str, Any]:
+    return {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDDatabase",
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "generation": generation},
+            "spec": {"mongo": {"uriSecretRef": {"name": "s"},
+                               "workload": {"kind": "StatefulSet", "name": "mongo"},
+                               "connectTimeoutSeconds": 1}}}
+
+
+class FakeKube:
+    """Records writes; the Secret names a port nothing listens on, so Mongo is refused."""
+
+    def __init__(self) -> None:
+        self.status_writes: list[dict[str, Any]] = []
+        self.applies: list[str] = []
+
+    def secret_value(self, namespace: str, ref: Any) -> str:
+        return "mongodb://127.0.0.1:9/?directConnection=true"
+
+    def workload(self, namespace: str, ref: Any) -> dict[str, Any]:
+        return {"kind": "StatefulSet"}
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        self.applies.append(manifest["metadata"]["name"])
+        return {"metadata": {"resourceVersion": str(len(self.applies)), "uid": "c1"}}
+
+    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self.status_writes.append(dict(status))
+
+
+async def _inline(fn: Callable[[], Any]) -> Any:
+    await asyncio.sleep(0)  # a real pass yields here too
+    return fn()
+
+
+def _registry(kube: FakeKube, events: list[tuple[str, str]]) -> Registry:
+    context = Context(kube=kube, pool=mongo.Pool(),  # type: ignore[arg-type]
+                      in_kube_pool=_inline, in_migration_pool=_inline)
+    hooks = Hooks(adopt=lambda child, owner: None,
+                  event=lambda body, type_, reason, message: events.append(
+                      (type_, message.split(" is ")[0])))
+    return Registry(context, hooks, interval=3600)
+
+
+async def _settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+
+
+def test_pokes_during_a_pass_coalesce_and_events_post_once_per_transition() -> None:
+    async def scenario() -> tuple[FakeKube, list[tuple[str, str]]]:
+        kube, events = FakeKube(), []
+        registry = _registry(kube, events)
+        registry.observe(None, _db())
+        for _ in range(20):  # a burst of pod events while the first pass runs
+            registry.pod_changed({"metadata": {"namespace": "ns", "ownerReferences": [
+                {"controller": True, "kind": "StatefulSet", "name": "mongo"}]}})
+        await _settle()
+        await registry.stop()
+        return kube, events
+
+    kube, events = asyncio.run(scenario())
+    # The first pass wrote the status; the coalesced second pass found nothing new.
+    assert len(kube.status_writes) == 1
+    assert kube.status_writes[0]["phase"] == "Degraded"
+    assert kube.status_writes[0]["mongo"] == {"reachable": False}
+    assert kube.applies == ["db-settings"]  # the unchanged child was not written again
+    # One Event per condition that changed, however many pokes arrived.
+    assert sorted(events) == [("Normal", "ResourcesReady"), ("Warning", "MongoReachable"),
+                              ("Warning", "Ready")]
+
+
+def test_own_status_writes_do_not_wake_the_worker_but_a_spec_change_does() -> None:
+    async def scenario() -> FakeKube:
+        kube = FakeKube()
+        registry = _registry(kube, [])
+        registry.observe(None, _db())
+        await _settle()
+        written = _db()
+        written["status"] = kube.status_writes[-1]
+        registry.observe("MODIFIED", written)  # our own write coming back
+        await _settle()
+        assert len(kube.status_writes) == 1
+        registry.observe("MODIFIED", _db(generation=2))
+        await _settle()
+        await registry.stop()
+        return kube
+
+    kube = asyncio.run(scenario())
+    assert [w["observedGeneration"] for w in kube.status_writes] == [1, 2]
+
+
+def test_a_child_edited_by_someone_else_is_applied_again() -> None:
+    children = Children()
+    manifest = {"kind": "ConfigMap", "metadata": {"name": "db-settings"}, "data": {"a": "1"}}
+    assert children.needs_apply(manifest)
+    children.record(manifest, {"metadata": {"resourceVersion": "7", "uid": "c1"}})
+    assert not children.needs_apply(manifest)
+    assert not children.observed("ConfigMap", "db-settings", "7")  # our own write
+    assert children.observed("ConfigMap", "db-settings", "9")  # someone else's
+    assert children.needs_apply(manifest)
+    children.record(manifest, {"metadata": {"resourceVersion": "10", "uid": "c1"}})
+    assert children.observed("ConfigMap", "db-settings", None)  # deleted
+    assert children.needs_apply({**manifest, "data": {"a": "2"}})
+
+
+@pytest.mark.parametrize(("owner", "labels", "expected"), [
+    ({"kind": "StatefulSet", "name": "mongo"}, {}, WorkloadKey("ns", "StatefulSet", "mongo")),
+    ({"kind": "ReplicaSet", "name": "mongo-7d9f8"}, {"pod-template-hash": "7d9f8"},
+     WorkloadKey("ns", "Deployment", "mongo")),
+    ({"kind": "ReplicaSet", "name": "mongo-7d9f8"}, {}, None),
+    ({"kind": "Job", "name": "backup-1"}, {}, None),
+])
+def test_a_pod_is_traced_to_its_workload(owner: dict[str, str], labels: dict[str, str],
+                                         expected: WorkloadKey | None) -> None:
+    pod = {"metadata": {"namespace": "ns", "labels": labels,
+                        "ownerReferences": [{"controller": True, **owner}]}}
+    assert pod_workload(pod) == expected
