@@ -1,0 +1,168 @@
+"""The recovery agent: a long-running loop beside the storage volume.
+
+While Mongo answers, it watches storage cheaply (a few ``stat`` calls every ``watch_interval``:
+the newest partitions, the spool directory, live spool files) and runs a normal pass when
+something changed, a safety pass every ``scan_interval`` regardless, and a full pass every
+``full_pass_interval``. While Mongo is down, it probes it every ``probe_interval`` (a refused
+TCP connect answers at once) and starts a pass the moment it answers ``ping``: that pass is
+what brings the outage's writes into Mongo. After every pass it writes its report to
+``smartid_recovery`` ``{_id: "agent"}`` and updates its metrics.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from smartid_operator.recovery import contract, metrics, state
+from smartid_operator.recovery.link import MongoLink
+from smartid_operator.recovery.reindexer import Reindexer
+from smartid_operator.recovery.report import PassReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    storage: Path
+    uri: str
+    database: str = "smartid"
+    batch_size: int = 500
+    scan_interval: float = 5.0
+    full_pass_interval: float = 3600.0
+    probe_interval: float = 0.25
+    watch_interval: float = 0.25
+    survey_interval: float = 2.0
+    grace_seconds: float = 120.0
+    timeout: float = 2.0
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.link = MongoLink(config.uri, config.database, timeout=config.timeout,
+                              probe_timeout=min(config.probe_interval, 0.5), app="recovery")
+        self.reindexer = Reindexer(config.storage, batch_size=config.batch_size,
+                                   grace_seconds=config.grace_seconds)
+        self.identity = f"{socket.gethostname()}/{os.getpid()}"
+        self.last_report: PassReport | None = None
+        self.passes = 0
+        self._signature: tuple[Any, ...] = ()
+        self._next_scan = 0.0
+        self._next_full = 0.0
+        self._next_survey = 0.0
+        self._down_since: datetime.datetime | None = None
+        self._last_recovery: dict[str, Any] | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("recovery agent for %s on %s: batch %d, scan every %.1f s, full pass every "
+                 "%.0f s", self.config.database, self.config.storage, self.config.batch_size,
+                 self.config.scan_interval, self.config.full_pass_interval)
+        while not stop.is_set():
+            wait = self.step()
+            stop.wait(wait)
+        self.link.close()
+
+    def step(self) -> float:
+        """One turn of the loop; returns how long to wait before the next."""
+        now = time.monotonic()
+        if not self.link.up:
+            if self.link.available():
+                returned = contract.utcnow()
+                metrics.REACHABLE.set(1)
+                if self._down_since is not None:
+                    log.info("Mongo answers; indexing what reached storage meanwhile")
+                self._pass("mongo-returned" if self._down_since is not None else "startup",
+                           returned=returned)
+                return self.config.watch_interval
+            metrics.REACHABLE.set(0)
+            if self._down_since is None:
+                self._down_since = contract.utcnow()
+                log.warning("Mongo unreachable; probing every %.2f s", self.config.probe_interval)
+            if now >= self._next_survey:
+                self._next_survey = now + self.config.survey_interval
+                pending, _ = self.reindexer.survey()
+                metrics.PENDING.set(pending)
+            return self.config.probe_interval
+        signature = self._watch()
+        full = now >= self._next_full
+        trigger = ("full-interval" if full else "storage-changed" if signature != self._signature
+                   else "interval" if now >= self._next_scan else None)
+        if trigger is not None:
+            self._signature = signature
+            if self.link.listening():  # a refused port: down, without pymongo's wait
+                self._pass(trigger, full=full)
+            else:
+                self.link.lost()
+        return self.config.watch_interval
+
+    def _pass(self, trigger: str, *, full: bool = False,
+              returned: datetime.datetime | None = None) -> None:
+        now = time.monotonic()
+        report = self.reindexer.run(self.link.database(), full=full, trigger=trigger)
+        self.passes += 1
+        self.last_report = report
+        metrics.observe(report)
+        self._next_scan = now + self.config.scan_interval
+        if not report.ok:
+            log.warning("pass failed, Mongo lost: %s", report.error)
+            self.link.lost()
+            return
+        if report.kind == "full" or self._next_full == 0.0:
+            self._next_full = now + self.config.full_pass_interval
+        if returned is not None and self._down_since is not None:
+            self._last_recovery = {
+                "mongo_down_at": self._down_since, "mongo_returned_at": returned,
+                "indexed_at": report.finished_at, "indexed": report.indexed,
+                "seconds": round((report.finished_at or returned).timestamp()
+                                 - returned.timestamp(), 3)}
+        self._down_since = None
+        level = logging.INFO if report.indexed or report.skipped else logging.DEBUG
+        log.log(level, "%s (%s)", report.summary(), trigger)
+        try:
+            state.write_report(self.link.database(), self.document(report))
+        except PyMongoError as exc:
+            log.warning("could not write the report: %s", exc)
+            self.link.lost()
+
+    def document(self, report: PassReport) -> dict[str, Any]:
+        """The report document the operator reads (``status.recovery``)."""
+        return {**report.document(), "agent": self.identity, "updated_at": contract.utcnow(),
+                "last_recovery": self._last_recovery,
+                "config": {"batch_size": self.config.batch_size,
+                           "scan_interval_seconds": self.config.scan_interval,
+                           "full_pass_interval_seconds": self.config.full_pass_interval}}
+
+    def _watch(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of where new input lands: the newest partitions' directories,
+        the spool directory and the sizes of live spool files."""
+        now = contract.utcnow()
+        root = self.config.storage / contract.RECORDINGS
+        paths = [root, root / f"{now:%Y%m%d}", self.config.storage / contract.SPOOL]
+        paths += [root / contract.partition(now - datetime.timedelta(minutes=m))
+                  for m in (0, 1)]
+        marks: list[Any] = [_mtime(p) for p in paths]
+        spool_dir = self.config.storage / contract.SPOOL
+        try:
+            with os.scandir(spool_dir) as it:
+                marks += sorted((e.name, e.stat().st_size) for e in it
+                                if e.name.endswith(contract.OPEN_SUFFIX))
+        except FileNotFoundError:
+            pass
+        return tuple(marks)
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
