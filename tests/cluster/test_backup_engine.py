@@ -33,9 +33,9 @@ from smartid_operator.backup.manifest import FAILED, PASSED
 from smartid_operator.backup.progress import Quiet
 from smartid_operator.backup.prune import prune
 from smartid_operator.backup.retention import Policy
-from smartid_operator.backup.run import RunSettings, dump
+from smartid_operator.backup.run import RunSettings, dump, run
 from smartid_operator.backup.tools_engine import ToolsEngine
-from smartid_operator.backup.verify import collection_digest, verify
+from smartid_operator.backup.verify import IN_USE, MARKER, collection_digest, verify
 from smartid_testbed.mongo_server import MongoServer
 
 Database = pymongo.database.Database[dict[str, Any]]
@@ -254,8 +254,19 @@ def test_verification_never_drops_a_scratch_database_it_did_not_make(
             verify(manifest, tmp_path / manifest.name, uri, BuiltinEngine(), precious.name,
                    Quiet())
         assert precious.data.count_documents({}) == 1
+        busy = db.client[f"{db.name}_busy"]
+        busy[MARKER].insert_one({"_id": "verify", "dump": "other-dump",
+                                 "startedAt": datetime.datetime.now(datetime.UTC)})
+        with pytest.raises(BackupError, match="in use by the verification of other-dump"):
+            verify(manifest, tmp_path / manifest.name, uri, BuiltinEngine(), busy.name,
+                   Quiet())
+        busy[MARKER].update_one({}, {"$set": {"startedAt": NOW - 2 * IN_USE}})  # died long ago
+        assert verify(manifest, tmp_path / manifest.name, uri, BuiltinEngine(), busy.name,
+                      Quiet()).result == PASSED
+        assert busy.name not in db.client.list_database_names()
     finally:
         db.client.drop_database(precious.name)
+        db.client.drop_database(f"{db.name}_busy")
 
 
 # -- retention on disk ----------------------------------------------------------------------------
@@ -331,6 +342,28 @@ def test_mongo_dying_mid_dump_leaves_nothing_under_a_final_name(
     report = json.loads(log.read_text())
     assert report["result"] == "Failed" and "refused" in report["reason"]
     assert report["backups"]["latestDump"]["name"] == earlier.name
+
+
+class KillOnRestore(KillOnFirstProgress):
+    def update(self, action: str, namespace: str, done: int, total: int | None,
+               nbytes: int) -> None:
+        if action == "restore":
+            self.server.stop()
+
+
+def test_mongo_dying_during_verification_leaves_the_dump_unjudged(
+        own_server: MongoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTID_MONGO_CONNECT_TIMEOUT_SECONDS", "2")
+    with pymongo.MongoClient[dict[str, Any]](own_server.uri) as mc:
+        mc.smartid.parsed_segments.insert_many([{"n": i} for i in range(3000)])
+    backups = tmp_path / "backups"
+    result = run(own_server.uri + "smartid", RunSettings(backups, "smartid", verify=True,
+                                                          scratch_database="smartid_verify"),
+                 BuiltinEngine(), KillOnRestore(own_server))
+    assert result.manifest.verified is None  # neither passed nor failed: it could not run
+    assert len(result.errors) == 1 and result.errors[0].startswith("verification could not run")
+    assert manifests.read(backups / result.manifest.name).verification is None
+    assert final_names(backups) == [result.manifest.name]
 
 
 # -- memory ---------------------------------------------------------------------------------------

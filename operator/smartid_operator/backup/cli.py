@@ -159,7 +159,7 @@ def _scratch(args: argparse.Namespace, database: str) -> str:
     return args.scratch_database or os.environ.get(SCRATCH_ENV) or default_scratch(database)
 
 
-def _reason(exc: BaseException, uri: str | None) -> str:
+def _reason(exc: BaseException | str, uri: str | None) -> str:
     """One line, short, and never the URI's password even if a message carried it."""
     text = " ".join(str(exc).split(", Timeout:")[0].split(", full error:")[0].split())
     if isinstance(exc, PyMongoError) and not text.startswith("MongoDB"):
@@ -252,9 +252,16 @@ def _run(args: argparse.Namespace) -> int:
             v = dump.verification
             lines.append(f"verification: {v.result} in {v.duration_seconds:.1f} s"
                          + (f": {v.reason}" if v.reason else ""))
-        lines.append("retention:")
-        lines += _prune_lines(result.pruned)
-        _emit(args, {"dump": dump.to_dict(), "pruned": _prune_json(result.pruned)}, lines)
+        if result.pruned is not None:
+            lines.append("retention:")
+            lines += _prune_lines(result.pruned)
+        if result.errors:
+            code, reason = EXIT_FAILED, _reason("; ".join(result.errors), uri)
+        if not dump.collections:
+            print(f"backup: warning: database {database!r} has no collections",
+                  file=sys.stderr)
+        _emit(args, {"dump": dump.to_dict(), "errors": result.errors,
+                     "pruned": _prune_json(result.pruned) if result.pruned else None}, lines)
     except Terminated:
         code, reason = EXIT_FAILED, "terminated (SIGTERM) before the dump was complete"
     except (BackupError, ManifestError, layout.DumpFormatError, PyMongoError, OSError) as exc:

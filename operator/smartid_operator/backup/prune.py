@@ -28,7 +28,14 @@ class PruneReport:
 
 
 def _last_write(path: Path) -> float:
-    return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
+    """The newest mtime in a tree (a long dump keeps writing one file deep inside)."""
+    newest = 0.0
+    for entry in [path, *path.rglob("*")]:
+        try:
+            newest = max(newest, entry.stat().st_mtime)
+        except FileNotFoundError:  # removed meanwhile
+            continue
+    return newest
 
 
 def prune(backup_dir: Path, policy: Policy, now: datetime.datetime,

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pymongo.errors import PyMongoError
+
 from smartid_operator.backup import layout
 from smartid_operator.backup import manifest as manifests
+from smartid_operator.backup.client import BackupError
 from smartid_operator.backup.engines import Engine
 from smartid_operator.backup.manifest import FileEntry, Manifest
 from smartid_operator.backup.progress import Progress
@@ -41,7 +44,8 @@ class RunSettings:
 @dataclass(frozen=True)
 class RunResult:
     manifest: Manifest
-    pruned: PruneReport
+    pruned: PruneReport | None
+    errors: list[str]  # steps after publication that could not run (the dump stands)
 
 
 def _free_name(backup_dir: Path, name: str) -> str:
@@ -92,10 +96,18 @@ def run(uri: str, settings: RunSettings, engine: Engine, progress: Progress,
     the last verified one out.
     """
     manifest = dump(uri, settings, engine, progress, clock)
+    errors = []
     if settings.verify:
         dump_dir = settings.backup_dir / manifest.name
-        manifest = manifest.with_verification(verify(
-            manifest, dump_dir, uri, engine, settings.scratch_database, progress))
-        manifests.write(manifest, dump_dir)
-    pruned = prune(settings.backup_dir, settings.policy, clock())
-    return RunResult(manifest, pruned)
+        try:
+            manifest = manifest.with_verification(verify(
+                manifest, dump_dir, uri, engine, settings.scratch_database, progress))
+            manifests.write(manifest, dump_dir)
+        except (BackupError, PyMongoError, OSError) as exc:  # not the dump's fault: no verdict
+            errors.append(f"verification could not run: {exc}")
+    pruned = None
+    try:
+        pruned = prune(settings.backup_dir, settings.policy, clock())
+    except OSError as exc:
+        errors.append(f"prune failed: {exc}")
+    return RunResult(manifest, pruned, errors)

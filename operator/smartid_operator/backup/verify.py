@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from smartid_operator.backup import layout
 from smartid_operator.backup.client import BackupError, Client, connect, raw_collection
@@ -24,6 +24,9 @@ from smartid_operator.backup.progress import Progress
 
 MARKER = "smartid_backup_verify"
 SCRATCH_ENV = "SMARTID_BACKUP_SCRATCH_DATABASE"
+# A marked scratch database younger than this is another verification's, still running (one
+# killed outright leaves its mark; after this long it is taken over).
+IN_USE = datetime.timedelta(hours=2)
 
 
 def default_scratch(database: str) -> str:
@@ -61,6 +64,13 @@ def _claim(client: Client, scratch: str, dump: str) -> None:
         raise BackupError(f"scratch database {scratch!r} holds collections that no "
                           f"verification made ({', '.join(names[:5])}); refusing to use or "
                           f"drop it: choose another with --scratch-database")
+    mark = client[scratch][MARKER].find_one({"_id": "verify"}) if names else None
+    if mark and isinstance(started := mark.get("startedAt"), datetime.datetime):
+        started = started.replace(tzinfo=started.tzinfo or datetime.UTC)
+        if datetime.datetime.now(datetime.UTC) - started < IN_USE:
+            raise BackupError(f"scratch database {scratch!r} is in use by the verification of "
+                              f"{mark.get('dump')} started {started:%Y-%m-%d %H:%M:%S} UTC; "
+                              f"use another --scratch-database (or drop it if that run died)")
     client.drop_database(scratch)  # leftovers of an interrupted verification
     client[scratch][MARKER].insert_one({"_id": "verify", "dump": dump,
                                         "startedAt": datetime.datetime.now(datetime.UTC)})
@@ -122,6 +132,8 @@ def verify(manifest: Manifest, dump_dir: Path, uri: str, engine: Engine, scratch
         try:
             try:
                 engine.restore(uri, dump_dir, manifest.database, scratch, False, progress)
+            except ConnectionFailure:
+                raise  # the server's trouble, not the dump's: no verdict
             except (BackupError, layout.DumpFormatError, PyMongoError) as exc:
                 return result([f"restore failed: {exc}"])
             return result(*compare(manifest, client, scratch))
