@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
+import pymongo.database
 from bson.raw_bson import RawBSONDocument
 from bson.son import SON
 from pymongo.errors import OperationFailure
@@ -31,6 +32,7 @@ from smartid_operator.backup.engines import DumpResult, collection_kind
 from smartid_operator.backup.manifest import CollectionEntry
 from smartid_operator.backup.progress import Progress
 
+Database = pymongo.database.Database[dict[str, Any]]
 BATCH = 1000
 BATCH_BYTES = 8 * 1024 * 1024
 
@@ -142,7 +144,7 @@ class BuiltinEngine:
                 self._create_indexes(db, files.name, metadata)
 
     @staticmethod
-    def _create(db: Any, name: str, metadata: dict[str, Any]) -> None:
+    def _create(db: Database, name: str, metadata: dict[str, Any]) -> None:
         options = dict(metadata.get("options") or {})
         # mongorestore turns {autoIndexId: false} into true on 4.0+; 8.2 refuses the field.
         options.pop("autoIndexId", None)
@@ -171,7 +173,7 @@ class BuiltinEngine:
         progress.finished("restore", namespace, done, nbytes)
 
     @staticmethod
-    def _create_indexes(db: Any, name: str, metadata: dict[str, Any]) -> None:
+    def _create_indexes(db: Database, name: str, metadata: dict[str, Any]) -> None:
         specs = []
         for index in metadata.get("indexes", []):
             if index.get("name") == "_id_":

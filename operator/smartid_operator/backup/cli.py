@@ -263,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
         _emit(args, {"dump": dump.to_dict(), "errors": result.errors,
                      "pruned": _prune_json(result.pruned) if result.pruned else None}, lines)
     except Terminated:
-        code, reason = EXIT_FAILED, "terminated (SIGTERM) before the dump was complete"
+        code, reason = EXIT_FAILED, "terminated (SIGTERM) before the run finished"
     except (BackupError, ManifestError, layout.DumpFormatError, PyMongoError, OSError) as exc:
         code, reason = EXIT_FAILED, _reason(exc, uri)
     if reason:

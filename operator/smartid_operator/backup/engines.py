@@ -89,6 +89,7 @@ def tools_available() -> bool:
 
 def select(choice: str = "auto") -> Engine:
     """``auto`` takes the official tools when both are on PATH, else the built-in engine."""
+    # Imported here: both engines import this module's DumpResult.
     from smartid_operator.backup.builtin_engine import BuiltinEngine
     from smartid_operator.backup.tools_engine import ToolsEngine
 
