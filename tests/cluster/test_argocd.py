@@ -174,6 +174,10 @@ def test_health_of_live_objects(operator: Operator, mongo: str, namespace: str,
     assert ready_condition is not None
     assert argocd_health(SCRIPT, ready) == {"status": "Healthy",
                                             "message": ready_condition["message"]}
+    # What lets the Applications do without ignoreDifferences: the operator adds nothing to
+    # the object Git owns, neither a finalizer nor an annotation.
+    assert not ready["metadata"].get("finalizers"), ready["metadata"]
+    assert not ready["metadata"].get("annotations"), ready["metadata"]
 
     broken = database("broken")
     broken["spec"]["mongo"]["uriSecretRef"]["name"] = "no-such-secret"
