@@ -20,6 +20,7 @@ def _run(args: argparse.Namespace) -> int:
     OPTIONS.clusterwide = args.all_namespaces
     OPTIONS.health_interval = args.health_interval
     OPTIONS.metrics_port = args.metrics_port
+    OPTIONS.image = args.agent_image
     from smartid_operator import handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="Prometheus metrics port, 0 to disable (default %(default)s)")
     run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz",
                      help="liveness endpoint URL, '' to disable (default %(default)s)")
+    run.add_argument("--agent-image", default=OPTIONS.image,
+                     help="image of the recovery agents (default $SMARTID_OPERATOR_IMAGE, else "
+                          "the operator's own pod's image)")
     run.add_argument("-v", "--verbose", action="store_true")
     migrate_cli.add_parser(sub)
     backup_cli.add_parser(sub)

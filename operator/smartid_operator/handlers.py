@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -56,13 +57,24 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Kubernetes calls are short and bounded (kube.TIMEOUT); health checks are async and
     # hold no thread; migrations (a blocking engine) get their own pool so a slow database
     # never takes the threads every other database needs to read its Secret.
-    context = Context(kube=Kube(load_api_client()), pool=mongo.Pool(),
+    kube = Kube(load_api_client())
+    context = Context(kube=kube, pool=mongo.Pool(),
                       in_kube_pool=_in(ThreadPoolExecutor(16, "kube")),
                       in_migration_pool=_in(ThreadPoolExecutor(4, "migrations")),
-                      owner=OPTIONS.identity)
+                      owner=OPTIONS.identity, image=_own_image(kube))
     hooks = Hooks(adopt=lambda child, owner: kopf.adopt(child, owner=_body(owner)), event=_event)
     memo.registry = Registry(context, hooks, OPTIONS.health_interval)
     metrics.serve(OPTIONS.metrics_port)
+
+
+def _own_image(kube: Kube) -> str:
+    """The agents run the operator's own image, so the two never drift apart."""
+    if OPTIONS.image:
+        return OPTIONS.image
+    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if pod and namespace:
+        return kube.container_image(namespace, pod)
+    return "smartid-operator"  # outside a pod (development): the image's own name
 
 
 @kopf.on.cleanup()
@@ -93,6 +105,7 @@ async def pod(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "configmaps", labels=MANAGED)
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 async def child(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.registry.child_changed(type, body)
 

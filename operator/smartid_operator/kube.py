@@ -23,6 +23,7 @@ from smartid_operator.spec import SecretRef, WorkloadRef
 log = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "smartid-operator"
 TIMEOUT = 15.0  # seconds per request: a slow API server delays one database, never all
 Manifest = dict[str, Any]
@@ -75,6 +76,14 @@ class Kube:
                               f"(spec.mongo.uriSecretRef.key)")
         return base64.b64decode(raw).decode()
 
+    def container_image(self, namespace: str, pod: str) -> str:
+        """The image of a pod's first container (the operator's own, for its agents)."""
+        try:
+            obj = self.core.read_namespaced_pod(pod, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            raise _error(exc) from None
+        return str(obj.spec.containers[0].image) if obj.spec else ""
+
     def workload(self, namespace: str, ref: WorkloadRef) -> Manifest | None:
         """The Mongo workload as a dict, or None when it does not exist."""
         read: Callable[..., Any] = (
@@ -115,13 +124,151 @@ class Kube:
         except ApiException as exc:
             raise _error(exc) from None
 
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete a child the spec no longer asks for; False if it was not there."""
+        api, suffix = self._api(kind)
+        try:
+            getattr(api, f"delete_namespaced_{suffix}")(
+                name, namespace, propagation_policy="Background", _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _error(exc) from None
+        return True
+
     def _patcher(self, kind: str) -> Callable[..., Any]:
-        api, suffix = {
+        api, suffix = self._api(kind)
+        patch: Callable[..., Any] = getattr(api, f"patch_namespaced_{suffix}")
+        return patch
+
+    def _api(self, kind: str) -> tuple[Any, str]:
+        return {
             "ConfigMap": (self.core, "config_map"),
             "ServiceAccount": (self.core, "service_account"),
             "CronJob": (self.batch, "cron_job"),
             "Job": (self.batch, "job"),
             "Deployment": (self.apps, "deployment"),
         }[kind]
-        patch: Callable[..., Any] = getattr(api, f"patch_namespaced_{suffix}")
-        return patch
+
+    # -- chaos outage tests (smartid_operator/chaos) -------------------------------------------
+
+    def apply_custom_status(self, plural: str, kind: str, namespace: str, name: str,
+                            status: Mapping[str, Any]) -> None:
+        """Server-side apply of any of our custom resources' status (see ``apply_status``)."""
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                "metadata": {"name": name, "namespace": namespace}, "status": dict(status)}
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body, field_manager=FIELD_MANAGER,
+                force=True, _content_type=APPLY_PATCH, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            raise _error(exc) from None
+
+    def custom_object(self, plural: str, namespace: str, name: str) -> Manifest | None:
+        try:
+            obj: Any = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc) from None
+        return dict(obj)
+
+    def create_custom(self, plural: str, namespace: str, body: Mapping[str, Any]) -> Manifest:
+        try:
+            obj: Any = self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, dict(body), _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            raise _error(exc) from None
+        return dict(obj)
+
+    def patch_custom(self, plural: str, namespace: str, name: str,
+                     patch: Mapping[str, Any]) -> Manifest:
+        """JSON merge patch of one of our custom resources (e.g. its ownerReferences)."""
+        try:
+            obj: Any = self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, dict(patch),
+                _content_type=MERGE_PATCH, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            raise _error(exc) from None
+        return dict(obj)
+
+    def delete_custom(self, plural: str, namespace: str, name: str) -> bool:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _error(exc) from None
+        return True
+
+    def _scale_call(self, ref: WorkloadRef, action: str) -> Callable[..., Any]:
+        suffix = "stateful_set" if ref.kind == "StatefulSet" else "deployment"
+        call: Callable[..., Any] = getattr(self.apps, f"{action}_namespaced_{suffix}_scale")
+        return call
+
+    def replicas(self, namespace: str, ref: WorkloadRef) -> int | None:
+        """``spec.replicas`` from the workload's scale subresource; None if it does not exist."""
+        try:
+            obj = self._scale_call(ref, "read")(ref.name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc) from None
+        return int(obj.spec.replicas or 0)
+
+    def scale(self, namespace: str, ref: WorkloadRef, replicas: int) -> None:
+        """Set replicas through the scale subresource (the only write to the workload's spec)."""
+        try:
+            self._scale_call(ref, "patch")(ref.name, namespace, {"spec": {"replicas": replicas}},
+                                           _content_type=MERGE_PATCH, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            raise _error(exc) from None
+
+    def annotate_workload(self, namespace: str, ref: WorkloadRef, key: str,
+                          value: str | None) -> None:
+        """Set (or, with None, remove) one annotation on the workload, nothing else."""
+        suffix = "stateful_set" if ref.kind == "StatefulSet" else "deployment"
+        patch = getattr(self.apps, f"patch_namespaced_{suffix}")
+        try:
+            patch(ref.name, namespace, {"metadata": {"annotations": {key: value}}},
+                  _content_type=MERGE_PATCH, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            raise _error(exc) from None
+
+    def create_job(self, manifest: Mapping[str, Any]) -> Manifest:
+        """Create a Job; one of that name already there (a restarted run) is returned as is."""
+        meta = manifest["metadata"]
+        try:
+            create: Callable[..., Any] = self.batch.create_namespaced_job  # takes a dict too
+            obj = create(meta["namespace"], dict(manifest), _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _error(exc) from None
+            existing = self.job(meta["namespace"], meta["name"])
+            if existing is None:
+                raise _error(exc) from None
+            return existing
+        result: Manifest = self.api_client.sanitize_for_serialization(obj)
+        return result
+
+    def job(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            obj = self.batch.read_namespaced_job(name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc) from None
+        result: Manifest = self.api_client.sanitize_for_serialization(obj)
+        return result
+
+    def config_map(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            obj = self.core.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc) from None
+        result: Manifest = self.api_client.sanitize_for_serialization(obj)
+        return result

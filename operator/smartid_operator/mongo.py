@@ -209,6 +209,17 @@ async def check(handle: Handle) -> Health:
     return Health(True, version=str(version) if version else None, latency_ms=round(latency, 1))
 
 
+async def read_one(handle: Handle, database: str, collection: str,
+                   key: Any) -> dict[str, Any] | None:
+    """One document by ``_id`` (a service's report), or None; failures as ``MongoError``."""
+    try:
+        doc = await handle.checker[database][collection].find_one({"_id": key})
+    except PyMongoError as exc:
+        handle.stale = True
+        raise MongoError(_short(exc)) from exc
+    return None if doc is None else dict(doc)
+
+
 # -- schema operations (used by the migration engine) -------------------------------------------
 
 Database = pymongo.database.Database[dict[str, Any]]

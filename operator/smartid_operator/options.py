@@ -14,6 +14,8 @@ class Options:
     # How often the level-based health check runs per database (seconds).
     health_interval: float = float(os.environ.get("SMARTID_HEALTH_INTERVAL", "15"))
     metrics_port: int = 8080
+    # The image the operator runs its agents with; empty: its own pod's image.
+    image: str = os.environ.get("SMARTID_OPERATOR_IMAGE", "")
     identity: str = socket.gethostname()
 
 

@@ -19,7 +19,9 @@ from smartid_operator import mongo
 from smartid_operator import status as cond
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.kube import Kube, Manifest
+from smartid_operator.manifests.recovery import agent_name, recovery_agent, with_settings_hash
 from smartid_operator.manifests.settings import settings_config_map
+from smartid_operator.recovery import observe as recovery
 from smartid_operator.schema import converge_schema
 from smartid_operator.spec import DatabaseSpec, parse
 from smartid_operator.status import Observation, Transition
@@ -41,6 +43,7 @@ class Context:
     in_kube_pool: Blocking[Any]
     in_migration_pool: Blocking[Any]
     owner: str = "smartid-operator"
+    image: str = "smartid-operator"  # the operator's own image, for the agents it runs
 
 
 @dataclass
@@ -58,6 +61,12 @@ class Children:
         entry = self.applied.get(_key(manifest))
         return entry is None or entry[0] != _digest(manifest)
 
+    def needs_delete(self, kind: str, name: str) -> bool:
+        return self.applied.get((kind, name), ("",))[0] != ABSENT
+
+    def record_absent(self, kind: str, name: str) -> None:
+        self.applied[(kind, name)] = (ABSENT, "", "")
+
     def record(self, manifest: Manifest, live: Manifest) -> None:
         meta = live.get("metadata") or {}
         self.applied[_key(manifest)] = (_digest(manifest), str(meta.get("resourceVersion", "")),
@@ -73,15 +82,19 @@ class Children:
 
     def listed(self) -> list[dict[str, str]]:
         return [{"kind": kind, "name": name, "uid": uid}
-                for (kind, name), (_, _, uid) in sorted(self.applied.items())]
+                for (kind, name), (digest, _, uid) in sorted(self.applied.items())
+                if digest != ABSENT]
+
+
+ABSENT = "absent"  # a child the spec does not ask for, deleted (or never there)
 
 
 def _key(manifest: Manifest) -> tuple[str, str]:
     return manifest["kind"], manifest["metadata"]["name"]
 
 
-def _digest(manifest: Manifest) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -92,27 +105,40 @@ class Result:
     unavailable: str | None = None  # a transient failure worth retrying soon
     migrated: list[str] = field(default_factory=list)  # migrations applied by this pass
     latency_ms: float | None = None
+    recheck_after: float | None = None  # something is settling: look again this soon
 
 
-def desired_children(name: str, namespace: str, spec: DatabaseSpec) -> list[Manifest]:
-    return [settings_config_map(name, namespace, spec)]
+def desired_children(name: str, namespace: str, spec: DatabaseSpec,
+                     image: str) -> list[tuple[str, str, Manifest | None]]:
+    """(kind, name, manifest) per child; None: the spec does not ask for it, delete it."""
+    settings = settings_config_map(name, namespace, spec)
+    agent = None
+    if spec.recovery.enabled:
+        agent = with_settings_hash(recovery_agent(name, namespace, spec, image),
+                                   _digest(settings["data"])[:16])
+    return [("ConfigMap", settings["metadata"]["name"], settings),
+            ("Deployment", agent_name(name), agent)]
 
 
 async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str, Any],
                     children: Children, *, adopt: Callable[[Manifest], None],
-                    now: str | None = None) -> Result:
-    """One pass. ``current`` is the status as this worker last wrote it."""
+                    extra: list[Observation] | None = None, now: str | None = None) -> Result:
+    """One pass. ``current`` is the status as this worker last wrote it; ``extra`` are
+    conditions other services observed (not required for Ready)."""
     now = now or utcnow()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     generation = meta.get("generation")
     old_conditions = list(current.get("conditions") or [])
+    required = cond.REQUIRED
 
     observations: list[Observation] = []
     config_error: ConfigError | None = None
     unavailable: str | None = None
     health: mongo.Health | None = None
     schema_status: dict[str, Any] = dict(current.get("schema") or {})
+    recovery_status: dict[str, Any] = {}
+    recheck: float | None = None
     migrated: list[str] = []
     try:
         spec = parse(body["spec"])
@@ -135,29 +161,69 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
             schema_status = schema.status
             migrated = schema.applied
             unavailable = unavailable or schema.transient
+        if spec.recovery.enabled:
+            required = (*cond.REQUIRED, recovery.RECOVERED)
+            view = await _recovery(handle if reach.ok else None, name, spec, old_conditions,
+                                   current.get("recovery") or {})
+            observations.append(view.observation)
+            recovery_status = view.section
+            recheck = None if view.settled else 1.0
+        else:  # a capability switched off leaves no condition behind
+            old_conditions = [c for c in old_conditions if c.get("type") != recovery.RECOVERED]
         failed = [o for o in observations if not o.ok and o.reason in cond.CONFIG_ERRORS]
         if failed:
             config_error = ConfigError(failed[0].reason, failed[0].message)
         elif not reach.ok:
             unavailable = unavailable or reach.message
 
-    conditions = cond.apply_observations(old_conditions, observations, now=now,
-                                         generation=generation)
+    conditions = cond.apply_observations(old_conditions, [*observations, *(extra or [])],
+                                         now=now, generation=generation, required=required)
     status = cond.compose(phase=cond.phase(conditions), generation=generation,
                           conditions=conditions, children=children.listed(),
                           schema=schema_status,
                           mongo=None if health is None else
                           {"reachable": health.reachable, "version": health.version})
+    if recovery_status:
+        status["recovery"] = recovery_status
     return Result(status, cond.transitions(old_conditions, conditions),
                   config_error=config_error, unavailable=unavailable, migrated=migrated,
-                  latency_ms=health.latency_ms if health else None)
+                  latency_ms=health.latency_ms if health else None, recheck_after=recheck)
+
+
+async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
+                    old_conditions: list[dict[str, Any]],
+                    previous: Mapping[str, Any]) -> recovery.RecoveryView:
+    now = datetime.datetime.now(datetime.UTC)
+    report = None
+    if handle is not None:
+        try:
+            report = await mongo.read_one(handle, spec.mongo.database, "smartid_recovery",
+                                          "agent")
+        except mongo.MongoError:
+            handle = None  # lost meanwhile: no claim either way
+    # When the operator last saw Mongo come back: a pass must have started after it.
+    reach = next((c for c in old_conditions if c.get("type") == cond.MONGO_REACHABLE), None)
+    since = now.replace(microsecond=0)
+    if reach is not None and reach.get("status") == "True":
+        since = datetime.datetime.strptime(reach["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ") \
+            .replace(tzinfo=datetime.UTC)
+    return recovery.observe(report, agent=agent_name(name), reachable=handle is not None,
+                            reachable_since=since, now=now,
+                            scan_interval=spec.recovery.scan_interval_seconds,
+                            previous=previous)
 
 
 async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,
                     children: Children,
                     adopt: Callable[[Manifest], None]) -> tuple[Observation, str | None]:
     try:
-        for manifest in desired_children(name, namespace, spec):
+        for kind, child, manifest in desired_children(name, namespace, spec, ctx.image):
+            if manifest is None:
+                if children.needs_delete(kind, child):
+                    await ctx.in_kube_pool(
+                        functools.partial(ctx.kube.delete, kind, namespace, child))
+                    children.record_absent(kind, child)
+                continue
             adopt(manifest)
             if children.needs_apply(manifest):
                 live = await ctx.in_kube_pool(functools.partial(ctx.kube.apply, manifest))

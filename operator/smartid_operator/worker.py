@@ -26,10 +26,12 @@ from typing import Any
 from smartid_operator import metrics
 from smartid_operator.errors import KubeError
 from smartid_operator.reconcile import Children, Context, Result, reconcile
+from smartid_operator.status import Observation
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # namespace, name
+SERVICE_SECTIONS = ("lastOutageTest",)
 TERMINATING_RECHECKS = (0.3, 0.8, 1.5)
 Body = dict[str, Any]
 
@@ -53,7 +55,20 @@ class Worker:
     children: Children = field(default_factory=Children)
     poked: asyncio.Event = field(default_factory=asyncio.Event)
     failures: int = 0
+    rechecks: int = 0
     task: asyncio.Task[None] | None = None
+    # Top-level status sections other services own (the outage test's result): the worker
+    # writes them with the rest, so the database keeps one writer.
+    sections: dict[str, Any] = field(default_factory=dict)
+    service_observations: dict[str, Observation] = field(default_factory=dict)
+
+    def report(self, section: str, value: Mapping[str, Any],
+               observation: Observation | None = None) -> None:
+        """Another service's result for this database's status; written at once."""
+        self.sections[section] = dict(value)
+        if observation is not None:
+            self.service_observations[observation.type] = observation
+        self.poke()
 
     def poke(self, *later: float) -> None:
         """Wake now, and again after each of ``later`` seconds."""
@@ -64,6 +79,7 @@ class Worker:
 
     async def run(self) -> None:
         self.status = dict(self.body.get("status") or {})
+        self.sections = {k: v for k, v in self.status.items() if k in SERVICE_SECTIONS}
         delay = 0.0  # the first pass runs at once
         while True:
             with contextlib.suppress(TimeoutError):
@@ -85,7 +101,9 @@ class Worker:
         started = time.monotonic()
         body = self.body
         result = await reconcile(self.context, body, self.status, self.children,
-                                 adopt=lambda child: self.hooks.adopt(child, body))
+                                 adopt=lambda child: self.hooks.adopt(child, body),
+                                 extra=list(self.service_observations.values()))
+        result.status.update(self.sections)
         await self._publish(body, result)
         log.debug("pass %s/%s: %s in %.3f s", *self.key, result.status.get("phase"),
                  time.monotonic() - started)
@@ -94,9 +112,14 @@ class Worker:
             self.failures += 1
             return min(self.interval, self._backoff())
         self.failures = 0
+        if result.recheck_after is not None:  # settling (recovery under way): look again
+            self.rechecks += 1
+            return min(self.interval, result.recheck_after * float(2 ** min(self.rechecks - 1, 4)))
+        self.rechecks = 0
         return self.interval
 
     async def _publish(self, body: Mapping[str, Any], result: Result) -> None:
+        recovered, before = _last_recovery(result.status), _last_recovery(self.status)
         if result.status != self.status:
             try:
                 await self.context.in_kube_pool(lambda: self.context.kube.apply_status(
@@ -106,6 +129,11 @@ class Worker:
                     return
                 raise
             self.status = result.status
+        if recovered and recovered != before and recovered.get("indexed"):
+            self.hooks.event(body, "Normal", "Reindexed",
+                             f"indexed {recovered['indexed']} recording(s) and segment(s) "
+                             f"written while Mongo was down, {recovered.get('seconds')} s "
+                             f"after it answered again")
         for migration in result.migrated:
             self.hooks.event(body, "Normal", "MigrationApplied",
                              f"applied migration {migration}")
@@ -224,6 +252,10 @@ def pod_workload(body: Mapping[str, Any]) -> WorkloadKey | None:
                 return WorkloadKey(meta["namespace"], "Deployment",
                                    ref["name"][:-len(suffix) - 1])
     return None
+
+
+def _last_recovery(status: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((status.get("recovery") or {}).get("lastRecovery") or {})
 
 
 def _plain(body: Mapping[str, Any]) -> Body:

@@ -31,6 +31,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.status_writes: list[dict[str, Any]] = []
         self.applies: list[str] = []
+        self.deletes: list[str] = []
 
     def secret_value(self, namespace: str, ref: Any) -> str:
         return "mongodb://127.0.0.1:9/?directConnection=true"
@@ -41,6 +42,10 @@ class FakeKube:
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         self.applies.append(manifest["metadata"]["name"])
         return {"metadata": {"resourceVersion": str(len(self.applies)), "uid": "c1"}}
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        self.deletes.append(name)
+        return False
 
     def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.status_writes.append(dict(status))
@@ -83,6 +88,7 @@ def test_pokes_during_a_pass_coalesce_and_events_post_once_per_transition() -> N
     assert kube.status_writes[0]["phase"] == "Degraded"
     assert kube.status_writes[0]["mongo"] == {"reachable": False}
     assert kube.applies == ["db-settings"]  # the unchanged child was not written again
+    assert kube.deletes == ["db-recovery"]  # recovery is off: made sure of once, not per pass
     # One Event per condition that changed, however many pokes arrived.
     assert sorted(events) == [("Normal", "ResourcesReady"), ("Warning", "MongoReachable"),
                               ("Warning", "Ready")]

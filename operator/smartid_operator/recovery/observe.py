@@ -1,0 +1,131 @@
+"""The recovery promise inside a reconcile: the ``Recovered`` condition and ``status.recovery``
+from the agent's last report (pure; the report is read from Mongo by the reconcile).
+
+``Recovered`` is True only on evidence gathered after Mongo last came back: a pass of the agent
+that *started* after the operator saw Mongo reachable, ended well, and left nothing pending.
+A report from before an outage never counts, so the condition cannot claim the outage's
+writes were indexed before they were.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smartid_operator.status import Observation
+
+RECOVERED = "Recovered"
+SKIPS_IN_STATUS = 10
+
+
+@dataclass(frozen=True)
+class RecoveryView:
+    observation: Observation
+    section: dict[str, Any]
+    settled: bool  # nothing more to wait for: no quick re-check needed
+
+
+def _utc(value: Any) -> datetime.datetime | None:
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    if isinstance(value, str):
+        try:
+            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def _iso(value: Any) -> str | None:
+    moment = _utc(value)
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def observe(report: Mapping[str, Any] | None, *, agent: str, reachable: bool,
+            reachable_since: datetime.datetime | None, now: datetime.datetime,
+            scan_interval: float, previous: Mapping[str, Any]) -> RecoveryView:
+    """``previous`` is the ``status.recovery`` last written: what the report no longer says
+    (the last pass that indexed something) is carried over from it."""
+    section: dict[str, Any] = {"agent": agent}
+    for key in ("lastIndexing", "lastRecovery"):
+        if key in previous:
+            section[key] = dict(previous[key])
+    if not reachable:
+        return RecoveryView(Observation(
+            RECOVERED, False, "MongoUnreachable",
+            "Mongo is unreachable: recordings and segments that reach storage now wait there "
+            "and are indexed the moment it answers"), section, settled=True)
+    if report is None:
+        return RecoveryView(Observation(RECOVERED, False, "AgentNotReporting",
+                                        f"the recovery agent {agent} has not reported yet"),
+                            section, settled=False)
+    section.update(_summary(report))
+    updated = _utc(report.get("updated_at"))
+    started = _utc(report.get("started_at"))
+    stale_after = max(3 * scan_interval, 30.0)
+    if updated is None or (now - updated).total_seconds() > stale_after:
+        age = "never" if updated is None else f"{(now - updated).total_seconds():.0f} s ago"
+        return RecoveryView(Observation(
+            RECOVERED, False, "AgentNotReporting",
+            f"the recovery agent {agent} last reported {age} (it reports after every pass, "
+            f"at least every {scan_interval:g} s)"), section, settled=True)
+    if not report.get("ok", False):
+        return RecoveryView(Observation(RECOVERED, False, "PassFailed",
+                                        f"the last recovery pass failed: {report.get('error')}"),
+                            section, settled=False)
+    if reachable_since is not None and (started is None or started < reachable_since):
+        return RecoveryView(Observation(
+            RECOVERED, False, "Pending",
+            f"waiting for the agent's first pass since Mongo answered again at "
+            f"{_iso(reachable_since)}"), section, settled=False)
+    pending = int(report.get("pending") or 0)
+    if pending:
+        oldest = report.get("oldest_unindexed_seconds")
+        return RecoveryView(Observation(
+            RECOVERED, False, "Pending",
+            f"{pending} record(s) on storage not yet indexed"
+            + (f" (oldest {oldest:.0f} s)" if isinstance(oldest, (int, float)) else "")),
+            section, settled=False)
+    skipped = int(report.get("skipped_total") or 0)
+    if skipped:
+        return RecoveryView(Observation(
+            RECOVERED, True, "UpToDateWithSkips",
+            f"everything indexable on storage is indexed; {skipped} input(s) could not be "
+            f"read and are listed in status.recovery.skipped"), section, settled=True)
+    return RecoveryView(Observation(RECOVERED, True, "UpToDate",
+                                    "every recording and segment on storage is indexed"),
+                        section, settled=True)
+
+
+def _summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The stable part of the report: it changes when something happened, not every pass."""
+    indexed = report.get("indexed") or {}
+    summary: dict[str, Any] = {
+        "pending": int(report.get("pending") or 0),
+        "skippedTotal": int(report.get("skipped_total") or 0),
+        "skipped": [{k: v for k, v in {"path": s.get("path"), "line": s.get("line"),
+                                        "reason": s.get("reason")}.items() if v is not None}
+                    for s in (report.get("skipped") or [])[:SKIPS_IN_STATUS]],
+    }
+    if indexed.get("recordings") or indexed.get("segments"):
+        summary["lastIndexing"] = _present({
+            "time": _iso(report.get("finished_at")), "trigger": report.get("trigger"),
+            "kind": report.get("kind"),
+            "recordings": int(indexed.get("recordings") or 0),
+            "segments": int(indexed.get("segments") or 0),
+            "durationSeconds": report.get("duration_seconds")})
+    last = report.get("last_recovery")
+    if last:
+        summary["lastRecovery"] = _present({
+            "mongoDownAt": _iso(last.get("mongo_down_at")),
+            "mongoReturnedAt": _iso(last.get("mongo_returned_at")),
+            "indexedAt": _iso(last.get("indexed_at")),
+            "indexed": last.get("indexed"), "seconds": last.get("seconds")})
+    return summary
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    """Only what is known: an absent field says 'unknown' better than a null."""
+    return {k: v for k, v in fields.items() if v is not None}
