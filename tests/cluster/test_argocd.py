@@ -115,9 +115,12 @@ def test_operator_application_overrides_the_image_and_keeps_crd_and_namespace(
     container = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == ref
     keep = "Prune=false,Delete=false"
-    crd = by_kind["CustomResourceDefinition"]["metadata"]["annotations"]
-    assert crd["argocd.argoproj.io/sync-options"] == keep
-    assert crd["argocd.argoproj.io/sync-wave"] == "-1"  # Established before the operator
+    crds = [d["metadata"] for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert "smartiddatabases.smartid.io" in [crd["name"] for crd in crds]
+    for crd in crds:
+        assert crd["annotations"]["argocd.argoproj.io/sync-options"] == keep, crd["name"]
+        # Established before the operator starts
+        assert crd["annotations"]["argocd.argoproj.io/sync-wave"] == "-1", crd["name"]
     ns = by_kind["Namespace"]["metadata"]["annotations"]
     assert ns["argocd.argoproj.io/sync-options"] == keep
 

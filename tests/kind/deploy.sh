@@ -28,14 +28,17 @@ kind load docker-image "$IMAGE" --name "$KIND_CLUSTER"
 
 # The CRD first, served before the operator starts: Kopf reads the API's resource list once
 # at start-up and would never watch a kind that appeared after it.
-# (Polled: `kubectl wait` errors out while the new CRD has no conditions yet.)
-k apply --server-side -k crds/
+# (Polled: `kubectl wait` errors out while a new CRD has no conditions yet.)
+crds=$(k apply --server-side -k crds/ -o name)
 established() {
-  [ "$(k get crd smartiddatabases.smartid.io \
-      -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" = True ]
+  local crd
+  for crd in $crds; do
+    [ "$(k get "$crd" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" \
+      = True ] || return 1
+  done
 }
 for _ in $(seq 60); do established && break; sleep 1; done
-established || { echo "CRD smartiddatabases.smartid.io not Established after 60 s" >&2; exit 1; }
+established || { echo "CRDs not all Established after 60 s: $crds" >&2; exit 1; }
 
 # The operator, with the image just built (the manifests name `smartid-operator:0.1.0`).
 overlay=$(mktemp -d)

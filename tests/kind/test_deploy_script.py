@@ -27,12 +27,17 @@ esac
 """
 KUBECTL = r"""#!/usr/bin/env bash
 echo "kubectl $*" >>"$LOG"
+CRDS=(customresourcedefinition.apiextensions.k8s.io/smartiddatabases.smartid.io
+      customresourcedefinition.apiextensions.k8s.io/smartidoutagetests.smartid.io)
 case "$1 $2" in
   "config current-context") [ -s "$STATE" ] && cat "$STATE" && exit 0; exit 1 ;;
   "config use-context") echo "$3" >"$STATE" ;;
   "config unset") : >"$STATE" ;;
 esac
-if [ "$3 $4" = "get crd" ]; then echo -n True; fi
+case "$3 $4 $5 $6" in
+  "apply --server-side -k crds/") printf '%s\n' "${CRDS[@]}" ;;
+  get\ customresourcedefinition*) echo -n True ;;
+esac
 for arg; do
   if [ "$prev" = -k ] && [[ "$arg" == /* ]]; then  # the generated overlay (a temp folder)
     cp "$arg/kustomization.yaml" "$KUSTOMIZATION"
@@ -79,8 +84,9 @@ def test_new_cluster_in_order_with_this_build_and_the_users_context_kept(
     assert cluster_calls and all(c.startswith(f"kubectl --context {CONTEXT} ")
                                  for c in cluster_calls), cluster_calls
     order = [index(calls, "kind load docker-image registry.local:5000/smartid-operator:dev-42"),
-             index(calls, "apply --server-side -k crds/"),
-             index(calls, "get crd smartiddatabases.smartid.io"),
+             index(calls, "apply --server-side -k crds/ -o name"),
+             index(calls, "get customresourcedefinition.apiextensions.k8s.io/smartiddatabases"),
+             index(calls, "get customresourcedefinition.apiextensions.k8s.io/smartidoutagetests"),
              index(calls, "base resolves to"),
              index(calls, "rollout status deployment/smartid-operator"),
              index(calls, "apply --server-side -k deploy/samples"),
