@@ -226,12 +226,10 @@ def recording_document(sidecar: Sidecar, storage_key: str, indexed_by: str,
     doc: dict[str, Any] = {
         "_id": sidecar.recording_id, "storage_key": storage_key,
         "tenant_id": sidecar.tenant_id, "recorded_at": sidecar.recorded_at,
-        "size_bytes": sidecar.size_bytes, "metadata": dict(sidecar.metadata),
-        "written_at": sidecar.written_at, "indexed_at": now, "indexed_by": indexed_by,
-        "contract": CONTRACT}
-    if sidecar.sha256 is not None:
-        doc["sha256"] = sidecar.sha256
-    return doc
+        "size_bytes": sidecar.size_bytes, "sha256": sidecar.sha256,
+        "metadata": dict(sidecar.metadata), "written_at": sidecar.written_at,
+        "indexed_at": now, "indexed_by": indexed_by, "contract": CONTRACT}
+    return {k: v for k, v in doc.items() if v is not None}  # absent, not null
 
 
 # -- segments -----------------------------------------------------------------------------------
@@ -301,19 +299,17 @@ def segment_document(record: Mapping[str, Any], indexed_by: str,
     attributes = record.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise ContractError("invalid-record", "attributes must be a JSON object")
+    tenant = record.get("tenant_id")
+    if tenant is not None and not isinstance(tenant, str):
+        raise ContractError("invalid-record", "tenant_id must be a string")
     doc: dict[str, Any] = {
-        "_id": sid, "recording_id": rid, "sequence": seq,
+        "_id": sid, "recording_id": rid, "sequence": seq, "tenant_id": tenant,
         "start_ms": _optional_int(record, "start_ms"), "end_ms": _optional_int(record, "end_ms"),
-        "text": text, "attributes": attributes,
+        "text": text, "attributes": attributes or None,
         "written_at": (parse_time(record["written_at"], "written_at")
                        if record.get("written_at") is not None else None),
         "indexed_at": now, "indexed_by": indexed_by, "contract": CONTRACT}
-    tenant = record.get("tenant_id")
-    if tenant is not None:
-        if not isinstance(tenant, str):
-            raise ContractError("invalid-record", "tenant_id must be a string")
-        doc["tenant_id"] = tenant
-    return doc
+    return {k: v for k, v in doc.items() if v is not None}  # absent, not null
 
 
 def parse_spool_line(line: bytes) -> dict[str, Any]:

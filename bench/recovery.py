@@ -1,0 +1,255 @@
+"""Benchmark: the recovery engine on one real wire-protocol server process. Prints JSON.
+
+* throughput: replaying 10,000 spooled segments (the reindexer, batched inserts) against the
+  seed's one-by-one ``insert_one`` loop and a raw ``insert_many`` of the same documents, each
+  into a fresh database with the same (v3) indexes;
+* recovery: the agent running, the server process stopped, the writer storing 50 recordings
+  and 1,000 segments, the server restarted: seconds from its first answer to ``ping`` (watched
+  by a thread of our own) until every one of those ids is in Mongo;
+* pass cost: a normal pass after 50 new recordings, with 1,000 and with 100,000 recordings
+  already indexed (history laid out 1,000 per minute partition, older than the pass's window).
+
+    python bench/recovery.py [--uri mongodb://...] [--segments 10000] [--large 100000]
+
+Without --uri it starts the test bed's server (FerretDB v1.24.2 on SQLite) in a temp dir; with
+--uri the recovery measurement is skipped (it must stop and restart the server itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pymongo
+
+from smartid_operator.migrations import Engine
+from smartid_operator.recovery import Reindexer, Segment, contract
+from smartid_operator.recovery.agent import Agent, AgentConfig
+from smartid_operator.recovery.spool import read_lines
+from smartid_operator.recovery.writer import RecordingWriter
+from smartid_testbed.binaries import FERRETDB_VERSION
+from smartid_testbed.mongo_server import MongoServer, answers_ping
+
+Client = pymongo.MongoClient[dict[str, Any]]
+TARGETS = {"vs_insert_one": 7.0, "vs_insert_many": 0.6, "recovery_seconds": 2.0,
+           "pass_cost_ratio": 2.0}
+
+
+def fresh(mc: Client, name: str) -> Any:
+    mc.drop_database(name)
+    db = mc[name]
+    Engine(db).apply()  # v3's unique keys on recordings and recording_segments
+    return db
+
+
+def spool_segments(storage: Path, count: int, per_recording: int = 20) -> None:
+    with RecordingWriter(storage, writer_id="bench") as writer:  # no URI: all spooled
+        for r in range(count // per_recording):
+            writer.store_segments(f"bench-{r:05d}", [
+                Segment(i, i * 1000, i * 1000 + 999, f"segment {i} of recording {r}",
+                        {"speaker": i % 3}) for i in range(per_recording)], tenant_id="t1")
+
+
+def throughput(mc: Client, work: Path, count: int, batch: int,
+               rounds: int) -> dict[str, Any]:
+    storage = work / "throughput"
+    spool_segments(storage, count)
+    now = contract.utcnow()
+    docs = [contract.segment_document(line.record, "bench", now)
+            for path in sorted((storage / "spool").glob("*.jsonl"))
+            for line in read_lines(path) if line.record is not None]
+    assert len(docs) == count
+
+    ones: list[float] = []
+    manys: list[float] = []
+    ours: list[float] = []
+    # Interleaved rounds, medians: the machine is shared, and load drifts over a minute.
+    for r in range(rounds):
+        db = fresh(mc, "bench_insert_one")
+        started = time.perf_counter()
+        for doc in docs:  # the seed's loop
+            db.recording_segments.insert_one(dict(doc))
+        ones.append(time.perf_counter() - started)
+
+        db = fresh(mc, "bench_insert_many")
+        started = time.perf_counter()
+        db.recording_segments.insert_many([dict(d) for d in docs], ordered=False)
+        manys.append(time.perf_counter() - started)
+
+        db = fresh(mc, "bench_reindex")
+        replay = work / f"replay-{r}"
+        shutil.copytree(storage, replay)
+        report = Reindexer(replay, batch_size=batch).run(db, trigger="bench")
+        assert report.ok and report.segments_indexed == count, report.summary()
+        ours.append(report.duration_seconds)
+    for name in ("bench_insert_one", "bench_insert_many", "bench_reindex"):
+        mc.drop_database(name)
+    one, many, mine = (statistics.median(x) for x in (ones, manys, ours))
+    return {
+        "segments": count, "batch_size": batch,
+        "rounds": rounds, "median_of_rounds": True,
+        "reindex_seconds": [round(t, 3) for t in ours],
+        "insert_one_loop_seconds": [round(t, 3) for t in ones],
+        "insert_many_seconds": [round(t, 3) for t in manys],
+        "reindex_per_second": round(count / mine), "insert_one_per_second": round(count / one),
+        "insert_many_per_second": round(count / many),
+        "vs_insert_one": round(one / mine, 2), "vs_insert_many": round(many / mine, 3),
+        "note": "reindex time is the whole pass: reading and parsing the spool, validating, "
+                "batched inserts, retiring the file, checkpoint",
+    }
+
+
+def first_ping(host: str, port: int, seen: list[float], stop: threading.Event) -> None:
+    while not stop.is_set():
+        if answers_ping(host, port, 100):
+            seen.append(time.monotonic())
+            return
+        time.sleep(0.005)
+
+
+def recovery(server: MongoServer, mc: Client, work: Path, run: int) -> dict[str, Any]:
+    name = f"bench_recovery_{run}"
+    db = fresh(mc, name)
+    storage = work / name
+    storage.mkdir()
+    agent = Agent(AgentConfig(storage=storage, uri=server.uri, database=name))
+    stop = threading.Event()
+    loop = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    loop.start()
+    while agent.passes < 1:
+        time.sleep(0.05)
+    writer = RecordingWriter(storage, server.uri, name, timeout=0.5)
+    server.stop()
+    rids: list[str] = []
+    sids: list[str] = []
+    for r in range(50):
+        rids.append(writer.store_recording(f"recording {r}".encode(), tenant_id="t1"))
+        sids += writer.store_segments(rids[-1], [Segment(i, text=f"s{i}") for i in range(20)])
+    seen: list[float] = []
+    watch_stop = threading.Event()
+    watcher = threading.Thread(target=first_ping, args=(server.host, server.port, seen,
+                                                        watch_stop))
+    watcher.start()
+    server.start()
+    watcher.join(timeout=30)
+    while True:
+        if (db.recordings.count_documents({"_id": {"$in": rids}}) == len(rids)
+                and db.recording_segments.count_documents({"_id": {"$in": sids}}) == len(sids)):
+            done = time.monotonic()
+            break
+        time.sleep(0.01)
+    stop.set()
+    loop.join(timeout=10)
+    writer.close()
+    document = agent.document(agent.last_report) if agent.last_report else {}
+    mc.drop_database(name)
+    # The agent's own view: from its probe's first answer to the end of that pass.
+    return {"seconds": round(done - seen[0], 3), "recordings": len(rids), "segments": len(sids),
+            "agent_reported": document.get("last_recovery")}
+
+
+def history(storage: Path, count: int, newest: datetime.datetime) -> None:
+    """``count`` recordings by plain file writes, 1,000 per minute partition, the newest
+    partition at ``newest``; setup only, so without fsync."""
+    for i in range(count):
+        part = contract.partition(newest - datetime.timedelta(minutes=i // 1000))
+        directory = storage / "recordings" / part
+        if i % 1000 == 0:
+            directory.mkdir(parents=True, exist_ok=True)
+        rid = f"h{i:07d}"
+        (directory / f"{rid}.dat").write_bytes(b"x" * 64)
+        (directory / f"{rid}.json").write_text(json.dumps(
+            {"recording_id": rid, "tenant_id": f"t{i % 7}",
+             "recorded_at": "2025-10-20T12:00:00Z", "size_bytes": 64}))
+
+
+def pass_cost(mc: Client, work: Path, indexed: int, rounds: int) -> dict[str, Any]:
+    name = f"bench_cost_{indexed}"
+    db = fresh(mc, name)
+    storage = work / name
+    # History ends 10 minutes ago: a normal pass's window (checkpoint less 120 s grace)
+    # holds only what arrived since, which is what the watermark is for.
+    history(storage, indexed, contract.utcnow() - datetime.timedelta(minutes=10))
+    full = Reindexer(storage).run(db, trigger="bench")  # no checkpoint yet: a full pass
+    assert full.ok and full.kind == "full" and full.recordings_indexed == indexed
+    times: list[float] = []
+    for r in range(rounds):
+        with RecordingWriter(storage) as writer:
+            for i in range(50):
+                writer.store_recording(b"new", tenant_id="t1", recording_id=f"n{r}-{i}")
+        report = Reindexer(storage).run(db, trigger="bench")  # a fresh process: no memory
+        assert report.ok and report.recordings_indexed == 50, report.summary()
+        times.append(report.duration_seconds)
+    result = {"already_indexed": indexed, "new_recordings": 50,
+              "normal_pass_seconds": [round(t, 4) for t in times],
+              "median_seconds": round(statistics.median(times), 4),
+              "initial_full_pass_seconds": round(full.duration_seconds, 2),
+              "partitions_on_storage": (indexed + 999) // 1000}
+    mc.drop_database(name)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--uri", help="an existing server (skips the recovery measurement)")
+    parser.add_argument("--segments", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--throughput-rounds", type=int, default=3)
+    parser.add_argument("--recovery-runs", type=int, default=3)
+    parser.add_argument("--cost-rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = None if args.uri else MongoServer(work / "mongo").start()
+        uri = args.uri or server.uri  # type: ignore[union-attr]
+        try:
+            with Client(uri) as mc:
+                info = mc.server_info()
+                result: dict[str, Any] = {
+                    "benchmark": "recovery",
+                    "server": f"FerretDB {FERRETDB_VERSION} (SQLite), reports "
+                              f"{info.get('version')}" if "ferretdbVersion" in info
+                              else f"MongoDB {info.get('version')}",
+                    "machine_cpus": os.cpu_count(),
+                    "throughput": throughput(mc, work, args.segments, args.batch_size,
+                                             args.throughput_rounds)}
+                if server is not None:
+                    runs = [recovery(server, mc, work, r) for r in range(args.recovery_runs)]
+                    result["recovery"] = {"runs": runs,
+                                          "max_seconds": max(r["seconds"] for r in runs)}
+                else:
+                    result["recovery"] = "skipped: needs a server the bench can stop (no --uri)"
+                small = pass_cost(mc, work, args.small, args.cost_rounds)
+                large = pass_cost(mc, work, args.large, args.cost_rounds)
+                result["pass_cost"] = {
+                    "small": small, "large": large,
+                    "ratio": round(large["median_seconds"] / small["median_seconds"], 2)}
+        finally:
+            if server is not None:
+                server.stop()
+    t, c = result["throughput"], result["pass_cost"]
+    met = {"vs_insert_one": t["vs_insert_one"] >= TARGETS["vs_insert_one"],
+           "vs_insert_many": t["vs_insert_many"] >= TARGETS["vs_insert_many"],
+           "pass_cost_ratio": c["ratio"] <= TARGETS["pass_cost_ratio"]}
+    if isinstance(result["recovery"], dict):
+        met["recovery_seconds"] = result["recovery"]["max_seconds"] <= TARGETS["recovery_seconds"]
+    result["targets"] = TARGETS
+    result["met"] = met
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
