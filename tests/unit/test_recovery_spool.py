@@ -125,6 +125,8 @@ def test_survey_counts_what_waits_without_asking_mongo(tmp_path: Path) -> None:
         reindexer = Reindexer(tmp_path)
         pending, oldest = reindexer.survey()
         assert pending == 5 and oldest is not None  # recordings: no checkpoint known yet
+        writer.store_segments(rid, [Segment(i) for i in range(5, 8)])  # counted incrementally
+        assert reindexer.survey()[0] == 8
     side = next((tmp_path / "recordings").glob("*/*/*.json"))
     body = json.loads(side.read_bytes())
     assert body["recording_id"] == rid and body["contract"] == contract.CONTRACT

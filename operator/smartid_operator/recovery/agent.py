@@ -108,26 +108,33 @@ class Agent:
     def _pass(self, trigger: str, *, full: bool = False,
               returned: datetime.datetime | None = None) -> None:
         now = time.monotonic()
-        report = self.reindexer.run(self.link.database(), full=full, trigger=trigger)
+        self._next_scan = now + self.config.scan_interval
+        try:
+            report = self.reindexer.run(self.link.database(), full=full, trigger=trigger)
+        except Exception:  # a bug must not crash-loop the agent; the next pass retries
+            log.exception("recovery pass failed")
+            return
         self.passes += 1
         self.last_report = report
         metrics.observe(report)
-        self._next_scan = now + self.config.scan_interval
-        if not report.ok:
+        if report.failed_on == "mongo":
             log.warning("pass failed, Mongo lost: %s", report.error)
             self.link.lost()
             return
-        if report.kind == "full" or self._next_full == 0.0:
-            self._next_full = now + self.config.full_pass_interval
-        if returned is not None and self._down_since is not None:
-            self._last_recovery = {
-                "mongo_down_at": self._down_since, "mongo_returned_at": returned,
-                "indexed_at": report.finished_at, "indexed": report.indexed,
-                "seconds": round((report.finished_at or returned).timestamp()
-                                 - returned.timestamp(), 3)}
-        self._down_since = None
-        level = logging.INFO if report.indexed or report.skipped else logging.DEBUG
-        log.log(level, "%s (%s)", report.summary(), trigger)
+        if report.ok:
+            if report.kind == "full" or self._next_full == 0.0:
+                self._next_full = now + self.config.full_pass_interval
+            if returned is not None and self._down_since is not None:
+                self._last_recovery = {
+                    "mongo_down_at": self._down_since, "mongo_returned_at": returned,
+                    "indexed_at": report.finished_at, "indexed": report.indexed,
+                    "seconds": round((report.finished_at or returned).timestamp()
+                                     - returned.timestamp(), 3)}
+            self._down_since = None
+            level = logging.INFO if report.indexed or report.skipped else logging.DEBUG
+            log.log(level, "%s (%s)", report.summary(), trigger)
+        else:  # the volume failed, not Mongo: say so where the operator reads it
+            log.warning("pass failed: %s", report.error)
         try:
             state.write_report(self.link.database(), self.document(report))
         except PyMongoError as exc:

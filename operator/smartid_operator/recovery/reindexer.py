@@ -16,6 +16,7 @@ racing on the same input.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class Reindexer:
         # instance saw indexed, and how far each live spool file has been replayed.
         self._confirmed: set[tuple[str, str]] = set()
         self._offsets: dict[str, LiveOffset] = {}
+        self._line_counts: dict[str, tuple[int, int, int, int]] = {}  # survey's counts
 
     # -- a pass --------------------------------------------------------------------------------
 
@@ -61,8 +63,14 @@ class Reindexer:
         try:
             self._pass(db, report, full)
         except PyMongoError as exc:
+            report.failed_on = "mongo"
             report.error = f"{type(exc).__name__}: {str(exc).split(', Timeout:')[0][:300]}"
-            report.pending, report.oldest_unindexed_seconds = self.survey()
+        except OSError as exc:  # the volume itself (unmounted, read-only, full)
+            report.failed_on = "storage"
+            report.error = f"{type(exc).__name__}: {exc}"[:300]
+        if report.failed_on:
+            with contextlib.suppress(OSError):
+                report.pending, report.oldest_unindexed_seconds = self.survey()
         report.finished_at = contract.utcnow()
         report.duration_seconds = time.perf_counter() - clock
         return report
@@ -179,6 +187,9 @@ class Reindexer:
         except ContractError as exc:
             found[sidecar_path] = Skip(sidecar_path, exc.reason, exc.detail)
             return None
+        except OSError as exc:  # permissions, I/O errors: this file, not the pass
+            found[sidecar_path] = Skip(sidecar_path, "unreadable", str(exc)[:300])
+            return None
         if sidecar.data_file not in entry.names:
             found[sidecar_path] = Skip(sidecar_path, "missing-data",
                                        f"{sidecar.data_file} is not beside the sidecar")
@@ -253,8 +264,7 @@ class Reindexer:
         report.skipped = sorted((s for s in current if not s.transient), key=lambda s: s.key)
         in_flight = [s for s in current if s.transient]
         report.pending = len(in_flight) + self._live_backlog()
-        ages = [now - (self.storage / s.path).stat().st_mtime for s in in_flight
-                if (self.storage / s.path).exists()]
+        ages = [now - mtime for s in in_flight if (mtime := _mtime(self.storage / s.path))]
         report.oldest_unindexed_seconds = max(ages) if ages else None
 
     def _live_backlog(self) -> int:
@@ -278,8 +288,7 @@ class Reindexer:
         pending = 0
         sealed, opened = spool_files(self.storage)
         for path in [*sealed, *opened]:
-            known = self._offsets.get(path.name)
-            lines = spool.count_lines(path, known.offset if known else 0)
+            lines = self._count_unreplayed(path)
             if lines:
                 pending += lines
                 ages.append(now - _spool_started(path))
@@ -288,13 +297,36 @@ class Reindexer:
             for part, directory in scan.partitions(self.storage, watermark - self.grace):
                 for entry in scan.entries(part, directory):
                     if entry.has_sidecar and (part, entry.stem) not in self._confirmed:
-                        pending += 1
-                        try:
-                            ages.append(now - (directory / (entry.stem + ".json")).stat()
-                                        .st_mtime)
-                        except FileNotFoundError:
-                            pending -= 1
+                        mtime = _mtime(directory / (entry.stem + contract.SIDECAR_SUFFIX))
+                        if mtime:
+                            pending += 1
+                            ages.append(now - mtime)
         return pending, (max(ages) if ages else None)
+
+    def _count_unreplayed(self, path: Path) -> int:
+        """Lines beyond what was replayed; counted incrementally, since a long outage's spool
+        is surveyed every few seconds and only grows."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return 0
+        known = self._offsets.get(path.name)
+        start = known.offset if known is not None and known.inode == st.st_ino else 0
+        cached = self._line_counts.get(path.name)
+        if cached is not None and cached[0] == st.st_ino and cached[1] == start \
+                and cached[2] <= st.st_size:
+            lines = cached[3] + spool.count_lines(path, cached[2])
+        else:
+            lines = spool.count_lines(path, start)
+        self._line_counts[path.name] = (st.st_ino, start, st.st_size, lines)
+        return lines
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def _spool_started(path: Path) -> float:

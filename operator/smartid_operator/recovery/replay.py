@@ -112,6 +112,9 @@ class SpoolReplay:
                     self._flush()
         except FileNotFoundError:
             return
+        except OSError as exc:  # this file cannot be read: report it, keep it, go on
+            self.skips.append(Skip(self._relative(path), "unreadable", str(exc)[:300]))
+            return
         file.read_done = True
         self._finish_if_done(file)
 

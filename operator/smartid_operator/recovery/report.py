@@ -48,6 +48,7 @@ class PassReport:
     watermark: datetime.datetime | None = None
     index_without_file: int | None = None  # full passes: recordings indexed, file gone
     error: str | None = None
+    failed_on: str | None = None  # "mongo" or "storage" when the pass failed
 
     @property
     def indexed(self) -> int:
@@ -69,6 +70,7 @@ class PassReport:
         """The shape stored in ``smartid_recovery`` ``{_id: "agent"}`` for the operator."""
         return {
             "kind": self.kind, "trigger": self.trigger, "ok": self.ok, "error": self.error,
+            "failed_on": self.failed_on,
             "started_at": self.started_at, "finished_at": self.finished_at,
             "duration_seconds": round(self.duration_seconds, 4),
             "indexed": {"recordings": self.recordings_indexed,
