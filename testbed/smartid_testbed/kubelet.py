@@ -9,7 +9,10 @@ needs, with real processes:
   SIGTERM then SIGKILL when the pod is deleted, so an outage is real: connections are refused.
 * the operator's image: the container's command and args run locally in the project's
   environment, with the pod's env (Secrets and ConfigMaps resolved) and ``KUBECONFIG`` for the
-  pod's ServiceAccount, so RBAC holds; the exit code becomes the pod's phase.
+  pod's ServiceAccount, so RBAC holds; the exit code becomes the pod's phase, and what the
+  container wrote to its ``terminationMessagePath`` (a file of the pod's bound there; default
+  ``/dev/termination-log``) becomes ``state.terminated.message`` (at most 4096 bytes; with
+  ``FallbackToLogsOnError``, the end of its log when it failed and wrote nothing).
 * any other image stays Pending with an ``ImageNotRunnable`` event.
 
 Volumes of operator-image pods, each backed by a host directory: a PersistentVolumeClaim by its
@@ -31,7 +34,9 @@ How the process sees the mountPaths is chosen once at start (``choose_volume_mod
 * ``rewrite`` (the fallback, e.g. as a non-root user, as on GitHub's hosted runners):
   mountPaths in the args, env values and workingDir become host paths,
   ``SMARTID_TESTBED_MOUNTS`` holds the map (``podspec.rewrite_for_mounts``), and readOnly is
-  not enforced.  A program that builds a mounted path itself must consult that map.
+  not enforced.  A program that builds a mounted path itself must consult that map; the
+  termination file's host path is in ``SMARTID_TERMINATION_MESSAGE_PATH`` (the operator's own
+  variable for it) unless the pod sets it.
 
 ``SMARTID_TESTBED_VOLUMES=namespace|rewrite`` overrides the choice.
 """
@@ -435,6 +440,15 @@ def _self_contained(path: Path) -> str | None:
     return next((u["user"]["token"] for u in users if (u.get("user") or {}).get("token")), None)
 
 
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return b""
+
+
 def _write_files(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for relative, (content, mode) in files.items():
@@ -625,6 +639,11 @@ class _PodWorker:
         for mount in mounts:  # a subPath that is not there yet is made, as kubelet does
             if not mount.source.exists():
                 mount.source.mkdir(parents=True)
+        # The termination message: a file of the pod's, bound at terminationMessagePath.
+        termination = self._pod_dir() / f"termination-{self.container['name']}"
+        termination.touch(mode=0o666)
+        mounts.append(podspec.Mount(termination, podspec.termination_path(self.container),
+                                    False))
         bindir = str(Path(sys.executable).parent)
         env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}",
                "HOME": os.environ.get("HOME", "/tmp"), "HOSTNAME": self.meta["name"], **env}
@@ -632,10 +651,15 @@ class _PodWorker:
             env["KUBECONFIG"] = POD_KUBECONFIG
         shown = " ".join(argv)
         run, cwd = self._with_volumes(argv, env, mounts)
+        if self.kubelet.volume_mode != "namespace":  # no mountPath to open: say where it is
+            env.setdefault(podspec.TERMINATION_ENV, str(termination))
         policy = self.pod["spec"].get("restartPolicy", "Always")
         while not self._stop.is_set():
             started = _now()
-            self._child = Child(self.container["name"], run, self._log_path(), env=env, cwd=cwd)
+            termination.write_bytes(b"")  # each run of the container writes its own
+            log_path = self._log_path()
+            offset = log_path.stat().st_size if log_path.exists() else 0
+            self._child = Child(self.container["name"], run, log_path, env=env, cwd=cwd)
             self._event("Normal", "Started", f"started {shown}")
             self._report(None, running=started, ready=True)
             while self._child.alive() and not self._stop.wait(0.2):
@@ -645,6 +669,10 @@ class _PodWorker:
             code = self._child.proc.returncode
             terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                           "startedAt": started, "finishedAt": _now()}
+            if message := podspec.termination_message(
+                    self.container, termination.read_bytes(), _read_from(log_path, offset),
+                    code):
+                terminated["message"] = message
             if (code == 0 and policy != "Always") or (code != 0 and policy == "Never"):
                 self._report(None, running=None, ready=False, terminated=terminated,
                              phase="Succeeded" if code == 0 else "Failed")

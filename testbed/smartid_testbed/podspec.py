@@ -282,6 +282,33 @@ def volume_files(volume: Mapping[str, Any], pod: Pod, *, secrets: BytesLookup,
     return files
 
 
+# -- termination messages -----------------------------------------------------------------------
+
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+TERMINATION_LIMIT = 4096  # bytes a kubelet keeps of the file
+LOG_FALLBACK_LINES, LOG_FALLBACK_BYTES = 80, 2048  # FallbackToLogsOnError: what kubelet takes
+# Set, in the rewrite fallback only, to the termination file's host path (the operator's own
+# variable for it), since the program cannot open the mountPath there.
+TERMINATION_ENV = "SMARTID_TERMINATION_MESSAGE_PATH"
+
+
+def termination_path(container: Mapping[str, Any]) -> str:
+    return str(container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH)
+
+
+def termination_message(container: Mapping[str, Any], written: bytes, log_tail: bytes,
+                        exit_code: int) -> str:
+    """What a kubelet puts in ``state.terminated.message``: the file the container wrote (at
+    most 4096 bytes); with ``FallbackToLogsOnError``, an empty file and a failed container,
+    the end of its log instead (the last 80 lines, at most 2048 bytes)."""
+    text = written[:TERMINATION_LIMIT]
+    if not text.strip() and exit_code != 0 and \
+            container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+        lines = log_tail.splitlines(keepends=True)[-LOG_FALLBACK_LINES:]
+        text = b"".join(lines)[-LOG_FALLBACK_BYTES:]
+    return text.decode("utf-8", errors="replace")
+
+
 def rewrite_for_mounts(argv: Sequence[str], env: Mapping[str, str], mounts: Sequence[Mount],
                        working_dir: str | None = None
                        ) -> tuple[list[str], dict[str, str], str | None]:

@@ -353,3 +353,30 @@ def test_missing_config_map_volume_is_a_config_error_until_it_appears(
     wait_for(lambda: core.read_namespaced_pod("cfg", namespace).status.phase == "Succeeded",
              timeout=30, what="the pod to run once its ConfigMap exists")
     assert "arrived" in testbed.pod_logs(namespace, "cfg")
+
+
+@pytest.mark.parametrize(("program", "policy", "code", "message"), [
+    ("open('/dev/termination-log', 'w').write('{\"result\": \"done\"}')", "File", 0,
+     '{"result": "done"}'),
+    ("open('/var/msg', 'w').write('custom path'); raise SystemExit(3)", "File", 3,
+     "custom path"),
+    ("print('last words', flush=True); raise SystemExit(1)", "FallbackToLogsOnError", 1,
+     "last words\n"),
+])
+def test_termination_message_reaches_the_pod_status(
+        testbed: TestBed, api_client: client.ApiClient, core: client.CoreV1Api, namespace: str,
+        program: str, policy: str, code: int, message: str) -> None:
+    batch = client.BatchV1Api(api_client)
+    job = job_manifest("msg", ["python", "-c", program])
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["terminationMessagePolicy"] = policy
+    if "/var/msg" in program:
+        container["terminationMessagePath"] = "/var/msg"
+    batch.create_namespaced_job(namespace, job)
+    wait_for(lambda: job_condition(batch, namespace, "msg"), timeout=60, what="Job finished")
+    pod = core.list_namespaced_pod(namespace, label_selector="job-name=msg").items[0]
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert (terminated.exit_code, terminated.message) == (code, message), \
+        testbed.pod_logs(namespace, pod.metadata.name)
+    # The file is the pod's own: the host's /dev and /var gained nothing.
+    assert not Path("/dev/termination-log").exists() and not Path("/var/msg").exists()

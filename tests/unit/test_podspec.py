@@ -215,3 +215,25 @@ def test_rewrite_fallback_replaces_whole_mount_path_prefixes_once() -> None:
     assert cwd == "/h/data/work"
     # No mounts: nothing changes and no map is set.
     assert podspec.rewrite_for_mounts(["a"], {"K": "/data"}, []) == (["a"], {"K": "/data"}, None)
+
+
+@pytest.mark.parametrize(("container", "written", "log", "code", "message"), [
+    ({}, b'{"result":"Succeeded"}', b"noise\n", 0, '{"result":"Succeeded"}'),
+    ({}, b"x" * 5000, b"", 1, "x" * 4096),  # a kubelet keeps 4096 bytes
+    ({}, b"", b"Traceback\nboom\n", 1, ""),  # policy File: the log is not used
+    ({"terminationMessagePolicy": "FallbackToLogsOnError"}, b"", b"Traceback\nboom\n", 1,
+     "Traceback\nboom\n"),
+    ({"terminationMessagePolicy": "FallbackToLogsOnError"}, b"", b"all fine\n", 0, ""),
+    ({"terminationMessagePolicy": "FallbackToLogsOnError"}, b"own words", b"log\n", 2,
+     "own words"),
+    ({"terminationMessagePolicy": "FallbackToLogsOnError"}, b"",
+     b"".join(b"line %d\n" % i for i in range(200)), 1,
+     "".join(f"line {i}\n" for i in range(120, 200))),  # the last 80 lines
+    ({"terminationMessagePolicy": "FallbackToLogsOnError"}, b"", b"y" * 3000, 1, "y" * 2048),
+])
+def test_termination_message_as_a_kubelet_reports_it(container: dict[str, Any], written: bytes,
+                                                     log: bytes, code: int,
+                                                     message: str) -> None:
+    assert podspec.termination_message(container, written, log, code) == message
+    assert podspec.termination_path(container) == "/dev/termination-log"
+    assert podspec.termination_path({"terminationMessagePath": "/x/msg"}) == "/x/msg"
