@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from smartid_operator.recovery.writer import RecordingWriter
 from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.mongo_server import MongoServer
+from smartid_testbed.processes import free_port
 
 Db = Database[dict[str, Any]]
 
@@ -420,4 +422,40 @@ def test_recovery_status_prints_the_agents_report(server: MongoServer, storage: 
     assert printed["trigger"] == "startup" and printed["ok"] is True
     assert printed["agent"] == agent.identity
     agent.link.close()
+    mc.close()
+
+
+def test_the_agent_command_indexes_serves_metrics_and_stops_on_sigterm(
+        server: MongoServer, storage: Path) -> None:
+    mc, db = database(server)
+    port = free_port()
+    env = {**os.environ, "SMARTID_MONGO_URI": server.uri, "SMARTID_DATABASE": "smartid",
+           "SMARTID_RECOVERY_BATCH_SIZE": "100", "SMARTID_RECOVERY_SCAN_INTERVAL_SECONDS": "1"}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "smartid_operator", "recovery", "agent", "--storage",
+         str(storage), "--metrics-port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        plain_recording(storage, "plain-cmd-1")
+        wait_for(lambda: db["recordings"].find_one({"_id": "plain-cmd-1"}) is not None,
+                 timeout=30, what="the agent indexing a plain recording")
+        report = state.read_report(db)
+        assert report is not None and report["config"]["batch_size"] == 100
+        assert report["config"]["scan_interval_seconds"] == 1
+
+        def scraped() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    return str(r.read().decode())
+            except OSError:
+                return ""
+
+        wait_for(lambda: 'smartid_recovery_indexed_total{kind="recordings"} 1.0' in scraped(),
+                 timeout=10, what="the agent's metrics")
+        assert "smartid_recovery_pending 0.0" in scraped()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        out, _ = agent.communicate(timeout=15)
+    assert agent.returncode == 0, out
+    assert "Traceback" not in out, out
     mc.close()
