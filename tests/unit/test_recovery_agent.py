@@ -4,6 +4,7 @@ estimate, the storage fingerprint, usage errors, the report's shape."""
 from __future__ import annotations
 
 import datetime
+import socket
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from prometheus_client import REGISTRY
 from smartid_operator.cli import main as cli_main
 from smartid_operator.recovery import Segment, contract
 from smartid_operator.recovery.agent import Agent, AgentConfig
+from smartid_operator.recovery.metrics import serve
 from smartid_operator.recovery.report import PassReport, Skip
 from smartid_operator.recovery.writer import RecordingWriter
 from smartid_testbed.processes import free_port
@@ -83,3 +85,11 @@ def test_the_report_document_lists_skips_by_path_and_caps_them() -> None:
                                  "reason": "corrupt-line", "detail": "x", "first_seen": None}
     assert doc["ok"] is True and doc["pending"] == 1
     assert contract.iso(now) == "2025-10-20T00:00:00.000Z"
+
+
+def test_a_taken_metrics_port_costs_the_metrics_not_the_agent() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert serve(taken.getsockname()[1], addr="127.0.0.1") is False
+    assert serve(0) is False

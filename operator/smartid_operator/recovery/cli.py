@@ -3,7 +3,8 @@ agent | status`` (the long-running agent the operator deploys per database; its 
 
 Settings come from flags, else from the environment the operator sets on the agent:
 SMARTID_MONGO_URI, SMARTID_DATABASE, SMARTID_RECOVERY_STORAGE, SMARTID_RECOVERY_BATCH_SIZE,
-SMARTID_RECOVERY_SCAN_INTERVAL_SECONDS, SMARTID_RECOVERY_FULL_PASS_INTERVAL_SECONDS.
+SMARTID_RECOVERY_SCAN_INTERVAL_SECONDS, SMARTID_RECOVERY_FULL_PASS_INTERVAL_SECONDS,
+SMARTID_RECOVERY_METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ def add_parser(sub: Any) -> None:
                        help="seconds between full passes (default 3600)")
     agent.add_argument("--probe-interval", type=float, default=0.25,
                        help="seconds between probes while Mongo is down (default %(default)s)")
-    agent.add_argument("--metrics-port", type=int, default=8080,
-                       help="Prometheus metrics port, 0 to disable (default %(default)s)")
+    agent.add_argument("--metrics-port", type=int,
+                       default=_env_int("SMARTID_RECOVERY_METRICS_PORT", 8080),
+                       help="Prometheus metrics port, 0 to disable (default "
+                            "$SMARTID_RECOVERY_METRICS_PORT or 8080)")
     agent.add_argument("-v", "--verbose", action="store_true")
     status = actions.add_parser("status", help="print the agent's last report (JSON)")
     _common(status)

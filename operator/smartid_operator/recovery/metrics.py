@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from smartid_operator.recovery.report import PassReport
+
+log = logging.getLogger(__name__)
 
 PENDING = Gauge("smartid_recovery_pending",
                 "Records on storage not yet indexed (an estimate while Mongo is down)")
@@ -30,6 +34,13 @@ def observe(report: PassReport) -> None:
             LAST_PASS.set(report.finished_at.timestamp())
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> None:
-    if port:
+def serve(port: int, addr: str = "0.0.0.0") -> bool:
+    """Serve metrics; a taken port costs the metrics, never the recovery (False)."""
+    if not port:
+        return False
+    try:
         start_http_server(port, addr=addr)
+    except OSError as exc:
+        log.error("metrics not served on port %d: %s", port, exc)
+        return False
+    return True
