@@ -287,6 +287,8 @@ class Reindexer:
         ages: list[float] = []
         pending = 0
         sealed, opened = spool_files(self.storage)
+        present = {p.name for p in [*sealed, *opened]}
+        self._line_counts = {k: v for k, v in self._line_counts.items() if k in present}
         for path in [*sealed, *opened]:
             lines = self._count_unreplayed(path)
             if lines:

@@ -61,6 +61,8 @@ class RecordingWriter:
                  database: str = "smartid", *, timeout: float = 0.5,
                  retry_interval: float = 0.25, writer_id: str | None = None,
                  spool_max_bytes: int = 64 << 20) -> None:
+        if writer_id is not None and not contract.valid_id(writer_id):
+            raise ValueError(f"writer id {writer_id!r} must match [A-Za-z0-9][A-Za-z0-9_-]*")
         self.storage = Path(storage)
         self.link = MongoLink(uri, database, timeout=timeout, app="writer") if uri else None
         self.timeout = timeout
@@ -163,8 +165,12 @@ class RecordingWriter:
             staged.unlink(missing_ok=True)
             raise
         published = dataclasses.replace(sidecar, size_bytes=size)
-        contract.write_atomic(directory / (sidecar.recording_id + contract.SIDECAR_SUFFIX),
-                              published.to_json())
+        try:
+            contract.write_atomic(directory / (sidecar.recording_id + contract.SIDECAR_SUFFIX),
+                                  published.to_json())
+        except BaseException:  # no sidecar, no recording: leave no orphan data behind
+            (directory / sidecar.data_file).unlink(missing_ok=True)
+            raise
         return published, f"{contract.RECORDINGS}/{part}/{sidecar.data_file}"
 
     # -- segments ------------------------------------------------------------------------------
