@@ -17,6 +17,15 @@ def database(name: str = "smartid", **spec: Any) -> dict[str, Any]:
             "metadata": {"name": name}, "spec": body}
 
 
+def create_claim(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    """A 1 GiB ReadWriteOnce claim of the default StorageClass (the stand-in provisions it)."""
+    core.create_namespaced_persistent_volume_claim(namespace, client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteOnce"],
+            resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}))))
+
+
 def pod_ready(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod | None:
     try:
         pod = core.read_namespaced_pod(name, namespace)

@@ -22,6 +22,7 @@ from tests.cluster.helpers import (
     VERSION,
     SilentServer,
     condition,
+    create_claim,
     database,
     pod_ready,
     scale,
@@ -203,6 +204,7 @@ def test_a_child_field_the_builder_drops_leaves_the_cluster_with_the_uid_unchang
         operator: Operator, core: client.CoreV1Api, custom: client.CustomObjectsApi,
         namespace: str, mongo: str) -> None:
     recovery = {"enabled": True, "storage": {"persistentVolumeClaim": "recordings"}}
+    create_claim(core, namespace, "recordings")
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                            database(recovery=recovery))
     obj = wait_phase(custom, namespace, "Ready")

@@ -17,18 +17,23 @@ from smartid_operator.recovery.writer import RecordingWriter
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.testbed import TestBed
 from tests.cluster.conftest import Operator
-from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database, pod_ready, scale
+from tests.cluster.helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    condition,
+    create_claim,
+    database,
+    pod_ready,
+    scale,
+)
 from tests.cluster.test_operator import assert_no_exceptions, get_db, wait_phase
 
 CLAIM = "recordings"
 
 
 def recordings_claim(core: client.CoreV1Api, namespace: str) -> None:
-    core.create_namespaced_persistent_volume_claim(namespace, client.V1PersistentVolumeClaim(
-        metadata=client.V1ObjectMeta(name=CLAIM),
-        spec=client.V1PersistentVolumeClaimSpec(
-            access_modes=["ReadWriteOnce"],
-            resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}))))
+    create_claim(core, namespace, CLAIM)
 
 
 def drop_by_hand(root: Any, recording_id: str) -> None:
