@@ -102,10 +102,24 @@ async def database(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any)
 async def pod(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # The Mongo workload's pods: an outage or a return shows within a second, not an interval.
     memo.registry.pod_changed(body)
+    # A backup Job's pod: its termination message is the run's outcome.
+    memo.registry.job_pod_changed(body)
 
 
 @kopf.on.event("", "v1", "configmaps", labels=MANAGED)
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 async def child(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.registry.child_changed(type, body)
+
+
+@kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
+async def cronjob(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.registry.child_changed(type, body)
+    memo.registry.cronjob_changed(type, body)  # its lastScheduleTime, lastSuccessfulTime
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+async def job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # The backup CronJob's Jobs, scheduled or made by hand: what status.backup is made of.
+    memo.registry.job_changed(type, body)
 

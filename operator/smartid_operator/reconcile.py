@@ -17,8 +17,11 @@ from typing import Any, TypeVar
 
 from smartid_operator import mongo
 from smartid_operator import status as cond
+from smartid_operator.backup import observe as backup
+from smartid_operator.backup.jobs import BackupMemory
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.kube import Kube, Manifest
+from smartid_operator.manifests.backup import backup_cronjob, cronjob_name
 from smartid_operator.manifests.recovery import agent_name, recovery_agent, with_settings_hash
 from smartid_operator.manifests.settings import settings_config_map
 from smartid_operator.recovery import observe as recovery
@@ -106,6 +109,7 @@ class Result:
     migrated: list[str] = field(default_factory=list)  # migrations applied by this pass
     latency_ms: float | None = None
     recheck_after: float | None = None  # something is settling: look again this soon
+    backup_outcomes: list[backup.Outcome] = field(default_factory=list)  # one Event each
 
 
 def desired_children(name: str, namespace: str, spec: DatabaseSpec,
@@ -116,15 +120,19 @@ def desired_children(name: str, namespace: str, spec: DatabaseSpec,
     if spec.recovery.enabled:
         agent = with_settings_hash(recovery_agent(name, namespace, spec, image),
                                    _digest(settings["data"])[:16])
+    cronjob = backup_cronjob(name, namespace, spec, image) if spec.backup.enabled else None
     return [("ConfigMap", settings["metadata"]["name"], settings),
-            ("Deployment", agent_name(name), agent)]
+            ("Deployment", agent_name(name), agent),
+            ("CronJob", cronjob_name(name), cronjob)]
 
 
 async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str, Any],
                     children: Children, *, adopt: Callable[[Manifest], None],
-                    extra: list[Observation] | None = None, now: str | None = None) -> Result:
+                    extra: list[Observation] | None = None, now: str | None = None,
+                    backups: BackupMemory | None = None) -> Result:
     """One pass. ``current`` is the status as this worker last wrote it; ``extra`` are
-    conditions other services observed (not required for Ready)."""
+    conditions other services observed (not required for Ready); ``backups`` what the watch
+    events told of the backup Jobs."""
     now = now or utcnow()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -138,6 +146,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
     health: mongo.Health | None = None
     schema_status: dict[str, Any] = dict(current.get("schema") or {})
     recovery_status: dict[str, Any] = {}
+    backup_view: backup.BackupView | None = None
     recheck: float | None = None
     migrated: list[str] = []
     try:
@@ -170,6 +179,20 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
             recheck = None if view.settled else 1.0
         else:  # a capability switched off leaves no condition behind
             old_conditions = [c for c in old_conditions if c.get("type") != recovery.RECOVERED]
+        if spec.backup.enabled:
+            required = (*required, backup.BACKUP_SCHEDULED)
+            backup_view = backup.observe(
+                backups or BackupMemory(), spec.backup, cronjob=cronjob_name(name),
+                # Every child was applied (or found unchanged) by this pass's converge.
+                applied=resources.reason != "ApplyFailed",
+                apply_message=resources.message, previous=current.get("backup") or {},
+                now=datetime.datetime.now(datetime.UTC))
+            observations += [backup_view.scheduled, backup_view.healthy]
+            if backup_view.recheck_after is not None:
+                recheck = min(recheck or backup_view.recheck_after, backup_view.recheck_after)
+        else:
+            old_conditions = [c for c in old_conditions if c.get("type") not in
+                              (backup.BACKUP_SCHEDULED, backup.BACKUP_HEALTHY)]
         failed = [o for o in observations if not o.ok and o.reason in cond.CONFIG_ERRORS]
         if failed:
             config_error = ConfigError(failed[0].reason, failed[0].message)
@@ -185,9 +208,12 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
                           {"reachable": health.reachable, "version": health.version})
     if recovery_status:
         status["recovery"] = recovery_status
+    if backup_view is not None:
+        status["backup"] = backup_view.section
     return Result(status, cond.transitions(old_conditions, conditions),
                   config_error=config_error, unavailable=unavailable, migrated=migrated,
-                  latency_ms=health.latency_ms if health else None, recheck_after=recheck)
+                  latency_ms=health.latency_ms if health else None, recheck_after=recheck,
+                  backup_outcomes=backup_view.outcomes if backup_view else [])
 
 
 async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,

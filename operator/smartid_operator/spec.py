@@ -42,6 +42,12 @@ class BackupSpec:
     keep_last: int = 3
     claim: str | None = None
     gzip: bool = True
+    suspend: bool = False
+    starting_deadline_seconds: int = 600
+    active_deadline_seconds: int = 14400
+    backoff_limit: int = 1
+    successful_jobs_history_limit: int = 3
+    failed_jobs_history_limit: int = 3
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,12 @@ def parse(spec: Mapping[str, Any]) -> DatabaseSpec:
             keep_last=int(retention.get("keepLast", 3)),
             claim=(backup.get("storage") or {}).get("persistentVolumeClaim"),
             gzip=bool(backup.get("gzip", True)),
+            suspend=bool(backup.get("suspend", False)),
+            starting_deadline_seconds=int(backup.get("startingDeadlineSeconds", 600)),
+            active_deadline_seconds=int(backup.get("activeDeadlineSeconds", 14400)),
+            backoff_limit=int(backup.get("backoffLimit", 1)),
+            successful_jobs_history_limit=int(backup.get("successfulJobsHistoryLimit", 3)),
+            failed_jobs_history_limit=int(backup.get("failedJobsHistoryLimit", 3)),
         ),
         recovery=RecoverySpec(
             enabled=bool(recovery.get("enabled", False)),

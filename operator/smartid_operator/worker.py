@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smartid_operator import metrics
+from smartid_operator.backup import metrics as backup_metrics
+from smartid_operator.backup.jobs import BackupMemory
 from smartid_operator.errors import KubeError
 from smartid_operator.reconcile import Children, Context, Result, reconcile
 from smartid_operator.status import Observation
@@ -61,6 +63,8 @@ class Worker:
     # writes them with the rest, so the database keeps one writer.
     sections: dict[str, Any] = field(default_factory=dict)
     service_observations: dict[str, Observation] = field(default_factory=dict)
+    # The backup Jobs as their watch events told (shared with the registry, which feeds it).
+    backups: BackupMemory = field(default_factory=BackupMemory)
 
     def report(self, section: str, value: Mapping[str, Any],
                observation: Observation | None = None) -> None:
@@ -102,9 +106,11 @@ class Worker:
         body = self.body
         result = await reconcile(self.context, body, self.status, self.children,
                                  adopt=lambda child: self.hooks.adopt(child, body),
-                                 extra=list(self.service_observations.values()))
+                                 extra=list(self.service_observations.values()),
+                                 backups=self.backups)
         result.status.update(self.sections)
         await self._publish(body, result)
+        backup_metrics.observe(*self.key, result.status)
         log.debug("pass %s/%s: %s in %.3f s", *self.key, result.status.get("phase"),
                  time.monotonic() - started)
         metrics.observe(self.key, body, result, time.monotonic() - started)
@@ -137,6 +143,14 @@ class Worker:
         for migration in result.migrated:
             self.hooks.event(body, "Normal", "MigrationApplied",
                              f"applied migration {migration}")
+        for outcome in result.backup_outcomes:  # each finished Job once, after status shows it
+            if outcome.uid in self.backups.announced:
+                continue
+            self.backups.announced.add(outcome.uid)
+            self.hooks.event(body, "Normal" if outcome.succeeded else "Warning",
+                             "BackupSucceeded" if outcome.succeeded else "BackupFailed",
+                             outcome.message)
+            backup_metrics.run_finished(*self.key, outcome.succeeded)
         for change in result.transitions:
             self.hooks.event(body, "Normal" if change.status == "True" else "Warning",
                              change.reason, f"{change.type} is {change.status}: {change.message}")
@@ -158,6 +172,8 @@ class Registry:
         self.interval = interval
         self.workers: dict[Key, Worker] = {}
         self.workloads: dict[Key, WorkloadKey] = {}
+        # Kept here, not in the workers: a Job's event may come before its database's.
+        self.backups: dict[Key, BackupMemory] = {}
 
     # -- the databases ---------------------------------------------------------------------------
 
@@ -175,7 +191,8 @@ class Registry:
             asyncio.get_running_loop().create_task(self.forget(key))
             worker = None
         if worker is None:
-            worker = Worker(key, snapshot, self.context, self.hooks, self.interval)
+            worker = Worker(key, snapshot, self.context, self.hooks, self.interval,
+                            backups=self.backups.setdefault(key, BackupMemory()))
             worker.task = asyncio.get_running_loop().create_task(
                 worker.run(), name=f"smartid-worker-{key[0]}/{key[1]}")
             self.workers[key] = worker
@@ -198,6 +215,9 @@ class Registry:
                 await worker.task
         await self.context.pool.forget(f"{key[0]}/{key[1]}")
         metrics.forget(*key)
+        backup_metrics.forget(*key)
+        if key not in self.workers:  # not re-created meanwhile
+            self.backups.pop(key, None)
 
     async def stop(self) -> None:
         for key in list(self.workers):
@@ -236,6 +256,42 @@ class Registry:
                 worker.poke()
                 return True
         return False
+
+
+    # -- backup Jobs, their pods and the CronJob (watch events only: no read per pass) ---------
+
+    def _backup_memory(self, body: Mapping[str, Any]) -> tuple[Key, BackupMemory] | None:
+        meta = body["metadata"]
+        labels = meta.get("labels") or {}
+        if labels.get(COMPONENT_LABEL) != BACKUP_COMPONENT or not labels.get(INSTANCE_LABEL):
+            return None
+        key: Key = (meta["namespace"], labels[INSTANCE_LABEL])
+        return key, self.backups.setdefault(key, BackupMemory())
+
+    def _backup_changed(self, key: Key, changed: bool) -> bool:
+        if changed and key in self.workers:
+            self.workers[key].poke()
+        return changed
+
+    def job_changed(self, event: str | None, body: Mapping[str, Any]) -> bool:
+        """A watch event of a Job the operator's labels mark; True if status may change."""
+        found = self._backup_memory(body)
+        return found is not None and self._backup_changed(found[0],
+                                                          found[1].job_event(event, body))
+
+    def job_pod_changed(self, body: Mapping[str, Any]) -> bool:
+        """A pod event: a backup Job's pod (its termination message is the run's outcome)."""
+        found = self._backup_memory(body)
+        return found is not None and self._backup_changed(found[0], found[1].pod_event(body))
+
+    def cronjob_changed(self, event: str | None, body: Mapping[str, Any]) -> bool:
+        found = self._backup_memory(body)
+        return found is not None and self._backup_changed(found[0],
+                                                          found[1].cronjob_event(event, body))
+
+
+COMPONENT_LABEL, INSTANCE_LABEL = "app.kubernetes.io/component", "app.kubernetes.io/instance"
+BACKUP_COMPONENT = "backup"
 
 
 def pod_workload(body: Mapping[str, Any]) -> WorkloadKey | None:

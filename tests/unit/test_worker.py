@@ -88,7 +88,8 @@ def test_pokes_during_a_pass_coalesce_and_events_post_once_per_transition() -> N
     assert kube.status_writes[0]["phase"] == "Degraded"
     assert kube.status_writes[0]["mongo"] == {"reachable": False}
     assert kube.applies == ["db-settings"]  # the unchanged child was not written again
-    assert kube.deletes == ["db-recovery"]  # recovery is off: made sure of once, not per pass
+    # Recovery and backups are off: made sure of once, not per pass.
+    assert kube.deletes == ["db-recovery", "db-backup"]
     # One Event per condition that changed, however many pokes arrived.
     assert sorted(events) == [("Normal", "ResourcesReady"), ("Warning", "MongoReachable"),
                               ("Warning", "Ready")]

@@ -1,0 +1,57 @@
+"""The operator's backup metrics, per database, from what its status says (served with the
+operator's other metrics)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from smartid_operator.backup.jobs import parse_time
+
+RUNS = Counter("smartid_backup_runs_total", "Backup Jobs seen finishing, by result",
+               ["namespace", "name", "result"])
+HEALTHY = Gauge("smartid_backup_healthy", "1 if the BackupHealthy condition is True",
+                ["namespace", "name"])
+LAST_SUCCESS = Gauge("smartid_backup_last_success_timestamp_seconds",
+                     "When the last backup succeeded (Unix time)", ["namespace", "name"])
+LAST_FAILURE = Gauge("smartid_backup_last_failure_timestamp_seconds",
+                     "When the last backup failed (Unix time)", ["namespace", "name"])
+DUMP_BYTES = Gauge("smartid_backup_latest_dump_bytes", "Size of the latest dump",
+                   ["namespace", "name"])
+DUMP_DOCUMENTS = Gauge("smartid_backup_latest_dump_documents", "Documents in the latest dump",
+                       ["namespace", "name"])
+_GAUGES = (HEALTHY, LAST_SUCCESS, LAST_FAILURE, DUMP_BYTES, DUMP_DOCUMENTS)
+
+
+def run_finished(namespace: str, name: str, succeeded: bool) -> None:
+    RUNS.labels(namespace, name, "succeeded" if succeeded else "failed").inc()
+
+
+def observe(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    section = status.get("backup")
+    if not section:
+        forget(namespace, name)
+        return
+    healthy = next((c for c in status.get("conditions") or []
+                    if c.get("type") == "BackupHealthy"), None)
+    if healthy is not None:
+        HEALTHY.labels(namespace, name).set(int(healthy.get("status") == "True"))
+    if success := parse_time(section.get("lastSuccessfulTime")):
+        LAST_SUCCESS.labels(namespace, name).set(success.timestamp())
+    if failure := parse_time((section.get("lastFailure") or {}).get("time")):
+        LAST_FAILURE.labels(namespace, name).set(failure.timestamp())
+    if dump := section.get("latestDump"):
+        DUMP_BYTES.labels(namespace, name).set(int(dump.get("sizeBytes") or 0))
+        DUMP_DOCUMENTS.labels(namespace, name).set(int(dump.get("documents") or 0))
+
+
+def forget(namespace: str, name: str) -> None:
+    for gauge in _GAUGES:
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, name)
+    for result in ("succeeded", "failed"):
+        with contextlib.suppress(KeyError):
+            RUNS.remove(namespace, name, result)

@@ -1,0 +1,236 @@
+"""Backups in the operator on the real control plane: the operator (under its own ServiceAccount)
+declares the CronJob; the real controller-manager makes Jobs of it; the kubelet stand-in runs
+the real ``smartid-operator backup run`` with the claim at /backups and reports its termination
+message; status, conditions and Events follow from the watch events alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pymongo
+from kubernetes import client
+
+from smartid_operator.backup import scan
+from smartid_testbed.cluster import wait_for
+from smartid_testbed.testbed import TestBed
+from tests.cluster.conftest import Operator
+from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database, scale
+from tests.cluster.test_operator import assert_no_exceptions, get_db, wait_phase
+
+CLAIM = "backups"
+CRONJOB = "smartid-backup"
+
+
+def backups_claim(core: client.CoreV1Api, namespace: str, name: str = CLAIM) -> None:
+    core.create_namespaced_persistent_volume_claim(namespace, client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteOnce"],
+            resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}))))
+
+
+def backup_spec(**extra: Any) -> dict[str, Any]:
+    return {"enabled": True, "schedule": "30 3 * * *", "timeZone": "Europe/Berlin",
+            "retention": {"days": 7, "keepLast": 2}, "storage": {"persistentVolumeClaim": CLAIM},
+            "startingDeadlineSeconds": 120, "activeDeadlineSeconds": 600, "backoffLimit": 0,
+            **extra}
+
+
+def job_outcome(batch: client.BatchV1Api, namespace: str, name: str) -> str | None:
+    job = batch.read_namespaced_job(name, namespace)
+    for cond in job.status.conditions or []:
+        if cond.type in ("Complete", "Failed") and cond.status == "True":
+            return str(cond.type)
+    return None
+
+
+def backup_now(bed: TestBed, namespace: str, job: str) -> None:
+    """What the README tells a person to do for a backup now."""
+    bed.kubectl("create", "job", f"--from=cronjob/{CRONJOB}", job, "-n", namespace)
+
+
+def wait_backup(custom: client.CustomObjectsApi, namespace: str, what: str,
+                check: Any, timeout: float = 60) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        obj = get_db(custom, namespace)
+        return obj if check(obj) else None
+
+    result: dict[str, Any] = wait_for(probe, timeout=timeout, what=what)
+    return result
+
+
+def db_events(core: client.CoreV1Api, namespace: str) -> list[tuple[str, str]]:
+    return [(e.reason, e.message) for e in core.list_namespaced_event(namespace).items
+            if e.involved_object.kind == "SmartIDDatabase"]
+
+
+def visible(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+
+
+def test_the_cronjob_is_declared_and_a_job_made_from_it_leaves_a_verified_dump(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
+        mongo: str) -> None:
+    batch = client.BatchV1Api(api_client)
+    backups_claim(core, namespace)
+    with pymongo.MongoClient(mongo) as mc:
+        mc.smartid.parsed_segments.insert_many(
+            [{"doc_id": f"d{i}", "tenant_id": "t", "page_number": 1, "text": f"segment {i}"}
+             for i in range(120)])
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(backup=backup_spec()))
+    obj = wait_phase(custom, namespace, "Ready", timeout=90)
+    assert condition(obj, "BackupScheduled")["status"] == "True", obj["status"]
+    assert condition(obj, "BackupHealthy")["reason"] == "AwaitingFirstRun"
+    assert obj["status"]["backup"]["cronJob"] == CRONJOB
+
+    cron = api_client.sanitize_for_serialization(
+        batch.read_namespaced_cron_job(CRONJOB, namespace))
+    assert cron["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    spec = cron["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"], spec["concurrencyPolicy"],
+            spec["startingDeadlineSeconds"], spec["successfulJobsHistoryLimit"],
+            spec["failedJobsHistoryLimit"]) == ("30 3 * * *", "Europe/Berlin", False, "Forbid",
+                                                120, 3, 3)
+    job_spec = spec["jobTemplate"]["spec"]
+    assert (job_spec["backoffLimit"], job_spec["activeDeadlineSeconds"]) == (0, 600)
+    pod = job_spec["template"]["spec"]
+    container = pod["containers"][0]
+    operator_pod = core.read_namespaced_pod(operator.pod, operator.namespace)
+    assert container["image"] == operator_pod.spec.containers[0].image
+    assert container["args"] == ["backup", "run"]
+    assert {"name": "SMARTID_MONGO_URI", "valueFrom": {"secretKeyRef": {
+        "name": "smartid-mongo", "key": "uri"}}} in container["env"]
+    assert container["envFrom"] == [{"configMapRef": {"name": "smartid-settings"}}]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/backups", "/tmp"}
+    assert {"name": "backups", "persistentVolumeClaim": {"claimName": CLAIM}} in pod["volumes"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    settings = core.read_namespaced_config_map("smartid-settings", namespace).data
+    assert settings["SMARTID_BACKUP_KEEP_LAST"] == "2"
+
+    backup_now(testbed, namespace, "backup-now")
+    assert wait_for(lambda: job_outcome(batch, namespace, "backup-now"), timeout=90,
+                    what="the backup Job") == "Complete", \
+        testbed.pod_logs(namespace, "backup-now")
+    root = testbed.claim_path(namespace, CLAIM)
+    dumps = scan(root).dumps
+    assert [d.name for d in dumps] == visible(root) and len(dumps) == 1
+    dump = dumps[0]
+    assert dump.counts["parsed_segments"] == 120 and dump.verified is True
+    assert (root / dump.name / "smartid" / "parsed_segments.bson.gz").is_file()
+    manifest = json.loads((root / dump.name / "smartid-manifest.json").read_text())
+    assert manifest["database"] == "smartid"
+
+    obj = wait_backup(custom, namespace, "status.backup showing the dump", lambda o: (
+        o["status"].get("backup", {}).get("latestDump", {}).get("name") == dump.name
+        and (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupSucceeded"))
+    section = obj["status"]["backup"]
+    assert section["lastSuccessfulJob"] == "backup-now"
+    assert section["lastSuccessfulTime"] >= obj["metadata"]["creationTimestamp"]
+    latest = section["latestDump"]
+    assert (latest["documents"], latest["counts"]["parsed_segments"], latest["verified"]) == \
+        (dump.documents, 120, True)
+    assert section["lastVerifiedDump"]["name"] == dump.name and section["dumps"] == 1
+    assert "lastFailure" not in section and "active" not in section
+    assert obj["status"]["phase"] == "Ready"
+    # The printer column reads it.
+    table = testbed.kubectl("get", "sidb", "smartid", "-n", namespace)
+    assert "LAST BACKUP" in table and "<unknown>" not in table.splitlines()[1], table
+    wait_for(lambda: [r for r, _ in db_events(core, namespace)].count("BackupSucceeded") == 1,
+             timeout=15, what=f"one BackupSucceeded Event in {db_events(core, namespace)}")
+    message = next(m for r, m in db_events(core, namespace) if r == "BackupSucceeded")
+    assert dump.name in message and "verified" in message
+    # Declared once and never reported missing in between.
+    assert "NotApplied" not in [r for r, _ in db_events(core, namespace)]
+    assert_no_exceptions(operator)
+
+
+def test_mongo_down_during_a_backup_fails_the_job_and_backup_healthy_says_why(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
+        mongo: str) -> None:
+    batch, apps = client.BatchV1Api(api_client), client.AppsV1Api(api_client)
+    backups_claim(core, namespace)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(backup=backup_spec()))
+    wait_phase(custom, namespace, "Ready", timeout=90)
+    backup_now(testbed, namespace, "good")
+    assert wait_for(lambda: job_outcome(batch, namespace, "good"), timeout=90,
+                    what="the first backup") == "Complete"
+    root = testbed.claim_path(namespace, CLAIM)
+    before = visible(root)
+    assert len(before) == 1
+
+    scale(apps, namespace, "mongo", 0)
+    wait_phase(custom, namespace, "Degraded", timeout=30)
+    backup_now(testbed, namespace, "during-outage")
+    assert wait_for(lambda: job_outcome(batch, namespace, "during-outage"), timeout=90,
+                    what="the backup Job during the outage") == "Failed"
+    # Nothing half-written under a final name, and no temporary left behind either.
+    assert visible(root) == before
+    assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")] == []
+
+    obj = wait_backup(custom, namespace, "BackupHealthy False", lambda o: (
+        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    healthy = condition(obj, "BackupHealthy")
+    failure = obj["status"]["backup"]["lastFailure"]
+    assert failure["job"] == "during-outage" and failure["reason"], failure
+    assert "during-outage" in healthy["message"] and failure["reason"] in healthy["message"]
+    # The last good dump is still the one before the outage.
+    assert obj["status"]["backup"]["latestDump"]["name"] == before[0]
+    assert obj["status"]["backup"]["lastSuccessfulJob"] == "good"
+    wait_for(lambda: [r for r, _ in db_events(core, namespace)].count("BackupFailed") == 1,
+             timeout=15, what="one BackupFailed Event")
+    print(f"backup during the outage: {failure['reason']}")
+
+    # Mongo back, a backup succeeds: healthy again.
+    scale(apps, namespace, "mongo", 1)
+    wait_phase(custom, namespace, "Ready", timeout=90)
+    backup_now(testbed, namespace, "after-outage")
+    assert wait_for(lambda: job_outcome(batch, namespace, "after-outage"), timeout=90,
+                    what="the backup after the outage") == "Complete"
+    wait_backup(custom, namespace, "BackupHealthy True", lambda o: (
+        (condition(o, "BackupHealthy") or {}).get("status") == "True"))
+    assert_no_exceptions(operator)
+
+
+def test_a_missing_secret_is_named_in_status_and_switching_off_removes_the_cronjob(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str) -> None:
+    batch = client.BatchV1Api(api_client)
+    backups_claim(core, namespace)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(backup=backup_spec()))
+    wait_backup(custom, namespace, "BackupScheduled True", lambda o: (
+        (condition(o, "BackupScheduled") or {}).get("status") == "True"))
+    backup_now(testbed, namespace, "no-secret")
+    obj = wait_backup(custom, namespace, "BackupHealthy JobCannotStart", lambda o: (
+        (condition(o, "BackupHealthy") or {}).get("reason") == "JobCannotStart"))
+    message = condition(obj, "BackupHealthy")["message"]
+    assert "no-secret" in message and 'secret "smartid-mongo" not found' in message, message
+    assert obj["status"]["backup"]["active"][0] == {
+        "job": "no-secret", "startTime": obj["status"]["backup"]["active"][0]["startTime"],
+        "waiting": "CreateContainerConfigError"}
+    assert condition(obj, "MongoReachable")["reason"] == "SecretNotFound"
+
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid",
+                                          {"spec": {"backup": {"enabled": False}}})
+
+    def gone() -> bool:
+        try:
+            batch.read_namespaced_cron_job(CRONJOB, namespace)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, timeout=30, what="the CronJob deleted")
+    obj = wait_backup(custom, namespace, "generation 2 observed",
+                      lambda o: o["status"].get("observedGeneration") == 2)
+    assert condition(obj, "BackupScheduled") is None and condition(obj, "BackupHealthy") is None
+    assert "backup" not in obj["status"]
+    assert_no_exceptions(operator)
