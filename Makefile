@@ -88,6 +88,7 @@ e2e-kind: setup image
 	SMARTID_KIND_CONTEXT=kind-$(KIND_CLUSTER) SMARTID_KIND_IMAGE=$(IMAGE) \
 	  $(PY) -m pytest tests/kind -ra
 
+# Each prints JSON; all of them take about 20 minutes on 2 cores.
+BENCHES := apply_to_ready many_databases tenant_doc_query recovery backup $(if $(wildcard bench/chaos.py),chaos)
 bench: build
-	$(PY) bench/apply_to_ready.py
-	$(PY) bench/tenant_doc_query.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
