@@ -8,6 +8,7 @@ import sys
 
 from smartid_operator import __version__
 from smartid_operator.backup import cli as backup_cli
+from smartid_operator.chaos import cli as chaos_cli
 from smartid_operator.migrations import cli as migrate_cli
 from smartid_operator.options import OPTIONS
 from smartid_operator.recovery import cli as recovery_cli
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate_cli.add_parser(sub)
     backup_cli.add_parser(sub)
     recovery_cli.add_parser(sub)
+    chaos_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return backup_cli.run(args)
     if args.command in ("reindex", "recovery"):
         return recovery_cli.run(args)
+    if args.command == "chaos":
+        return chaos_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -123,3 +123,5 @@ async def job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> N
     # The backup CronJob's Jobs, scheduled or made by hand: what status.backup is made of.
     memo.registry.job_changed(type, body)
 
+
+from smartid_operator.chaos import handlers as _chaos  # noqa: E402,F401  (outage-test runs)

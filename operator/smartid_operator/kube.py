@@ -272,3 +272,8 @@ class Kube:
             raise _error(exc) from None
         result: Manifest = self.api_client.sanitize_for_serialization(obj)
         return result
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Kube:
+        """For CLIs run by a person: a kubeconfig (default $KUBECONFIG) and a context."""
+        return cls(config.new_client_from_config(config_file=path, context=context))

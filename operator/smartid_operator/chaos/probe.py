@@ -1,0 +1,82 @@
+"""A run's view of Mongo, through the Mongo seam (``mongo.Pool``, ``mongo.check``,
+``mongo.translated``): is it answering, how many documents are there, which of the run's ids
+are present and when they were written and indexed."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from smartid_operator import mongo
+
+RECORDINGS, SEGMENTS = "recordings", "recording_segments"
+CHUNK = 1000  # ids per $in query
+
+
+@dataclass(frozen=True)
+class Found:
+    """An expected document that is present: when it was written and indexed, and by whom."""
+
+    id: str
+    written_at: datetime.datetime | None
+    indexed_at: datetime.datetime | None
+    indexed_by: str | None
+
+
+def _utc(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, datetime.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
+class Probe:
+    """One run's client, under a pool key of its own (``<ns>/<db>/<purpose>``) so it never
+    shares a socket with the database's worker or with the run's other probe."""
+
+    def __init__(self, pool: mongo.Pool, key: str, uri: str, database: str,
+                 timeout: float) -> None:
+        self.pool = pool
+        self.key = key
+        self.uri = uri
+        self.database = database
+        self.timeout = timeout
+
+    async def _handle(self) -> mongo.Handle:
+        return await self.pool.handle(self.key, self.uri, self.timeout)
+
+    async def reachable(self) -> tuple[bool, str | None]:
+        health = await mongo.check(await self._handle())
+        return health.reachable, health.error
+
+    async def _count(self, collection: str, query: dict[str, Any]) -> int:
+        handle = await self._handle()
+        with mongo.translated():
+            return int(await handle.checker[self.database][collection].count_documents(query))
+
+    async def counts(self) -> tuple[int, int]:
+        """All documents in ``recordings`` and ``recording_segments``."""
+        return await self._count(RECORDINGS, {}), await self._count(SEGMENTS, {})
+
+    async def tagged(self, run: str) -> tuple[int, int]:
+        """Documents carrying the run's tag, whatever their id (a duplicate would, too)."""
+        return (await self._count(RECORDINGS, {"metadata.chaos_run": run}),
+                await self._count(SEGMENTS, {"attributes.chaos_run": run}))
+
+    async def present(self, collection: str, ids: Sequence[str]) -> dict[str, Found]:
+        handle = await self._handle()
+        coll = handle.checker[self.database][collection]
+        found: dict[str, Found] = {}
+        projection = {"written_at": 1, "indexed_at": 1, "indexed_by": 1}
+        with mongo.translated():
+            for start in range(0, len(ids), CHUNK):
+                chunk = list(ids[start:start + CHUNK])
+                async for doc in coll.find({"_id": {"$in": chunk}}, projection):
+                    key = str(doc["_id"])
+                    found[key] = Found(key, _utc(doc.get("written_at")),
+                                       _utc(doc.get("indexed_at")), doc.get("indexed_by"))
+        return found
+
+    async def close(self) -> None:
+        await self.pool.forget(self.key)
