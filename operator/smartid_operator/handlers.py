@@ -16,8 +16,10 @@ from typing import Any, TypeVar, cast
 import kopf
 
 from smartid_operator import GROUP, PLURAL, VERSION, __version__, metrics, mongo
+from smartid_operator.backup.restores import Restores
 from smartid_operator.kube import Kube, load_api_client
 from smartid_operator.manifests import MANAGED_BY
+from smartid_operator.manifests.restore import PLURAL as RESTORE_PLURAL
 from smartid_operator.options import OPTIONS
 from smartid_operator.reconcile import Context
 from smartid_operator.worker import Hooks, Registry
@@ -102,8 +104,9 @@ async def database(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any)
 async def pod(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # The Mongo workload's pods: an outage or a return shows within a second, not an interval.
     memo.registry.pod_changed(body)
-    # A backup Job's pod: its termination message is the run's outcome.
+    # A backup or restore Job's pod: its termination message is the run's outcome.
     memo.registry.job_pod_changed(body)
+    _restores(memo).pod_changed(body)
 
 
 @kopf.on.event("", "v1", "configmaps", labels=MANAGED)
@@ -120,8 +123,27 @@ async def cronjob(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    # The backup CronJob's Jobs, scheduled or made by hand: what status.backup is made of.
+    # The backup CronJob's Jobs, scheduled or made by hand: what status.backup is made of;
+    # and the SmartIDRestores' Jobs.
     memo.registry.job_changed(type, body)
+    _restores(memo).job_changed(type, body)
+
+
+@kopf.on.startup()
+def start_restores(memo: kopf.Memo, **_: Any) -> None:
+    # In a start-up handler: the operator-wide memo (each object's handlers get a copy of it).
+    # After configure, which made the registry.
+    memo.restores = Restores(memo.registry)
+
+
+def _restores(memo: kopf.Memo) -> Restores:
+    restores: Restores = memo.restores
+    return restores
+
+
+@kopf.on.event(GROUP, VERSION, RESTORE_PLURAL)
+async def restore(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _restores(memo).observe(type, body)
 
 
 from smartid_operator.chaos import handlers as _chaos  # noqa: E402,F401  (outage-test runs)

@@ -234,3 +234,97 @@ def test_a_missing_secret_is_named_in_status_and_switching_off_removes_the_cronj
     assert condition(obj, "BackupScheduled") is None and condition(obj, "BackupHealthy") is None
     assert "backup" not in obj["status"]
     assert_no_exceptions(operator)
+
+
+RESTORES = "smartidrestores"
+
+
+def restore(name: str, target: str, dump: str = "latest-verified",
+            drop: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {"database": "smartid", "dump": dump, "targetDatabase": target}
+    if drop:
+        spec["drop"] = True
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDRestore",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def wait_restore(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RESTORES, name)
+        return obj if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
+
+    try:
+        result: dict[str, Any] = wait_for(done, timeout=90, what=f"restore {name} finished")
+    except TimeoutError as exc:
+        last = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RESTORES, name)
+        raise AssertionError(f"{exc}: {last.get('status')}") from None
+    return result
+
+
+def test_a_restore_resource_restores_a_named_dump_and_refuses_a_non_empty_target(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
+        mongo: str) -> None:
+    batch = client.BatchV1Api(api_client)
+    backups_claim(core, namespace)
+    with pymongo.MongoClient(mongo) as mc:
+        mc.smartid.notes.insert_many([{"n": i} for i in range(50)])
+        mc.smartid.notes.create_index("n", name="n_1")
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(backup=backup_spec()))
+    wait_phase(custom, namespace, "Ready", timeout=90)
+    backup_now(testbed, namespace, "b1")
+    assert wait_for(lambda: job_outcome(batch, namespace, "b1"), timeout=90,
+                    what="the backup") == "Complete"
+    root = testbed.claim_path(namespace, CLAIM)
+    dump = scan(root).dumps[0]
+    files_before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RESTORES,
+                                           restore("r1", "smartid_restored", dump.name))
+    done = wait_restore(custom, namespace, "r1")
+    status = done["status"]
+    assert status["phase"] == "Succeeded", (status, testbed.pod_logs(namespace, "r1-restore"))
+    assert (status["dump"], status["documents"]) == (dump.name, dump.documents)
+    assert status["counts"]["notes"] == 50 and status["job"] == "r1-restore"
+    with pymongo.MongoClient(mongo) as mc:
+        restored = mc.smartid_restored
+        assert restored.notes.count_documents({}) == 50
+        assert "n_1" in {i["name"] for i in restored.notes.list_indexes()}
+    job = api_client.sanitize_for_serialization(batch.read_namespaced_job("r1-restore",
+                                                                          namespace))
+    assert job["metadata"]["ownerReferences"][0]["uid"] == done["metadata"]["uid"]
+    mount = job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/backups", True)
+
+    # Again into the same, now non-empty, target: refused, and nothing written.
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RESTORES,
+                                           restore("r2", "smartid_restored"))
+    status = wait_restore(custom, namespace, "r2")["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "Refused"), status
+    assert "not empty" in status["message"] and "spec.drop" in status["message"]
+    with pymongo.MongoClient(mongo) as mc:
+        assert mc.smartid_restored.notes.count_documents({}) == 50
+
+    # Told to replace: the latest verified dump over it.
+    with pymongo.MongoClient(mongo) as mc:
+        mc.smartid_restored.notes.insert_one({"n": "extra"})
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RESTORES,
+                                           restore("r3", "smartid_restored", drop=True))
+    status = wait_restore(custom, namespace, "r3")["status"]
+    assert (status["phase"], status["dump"]) == ("Succeeded", dump.name), status
+    with pymongo.MongoClient(mongo) as mc:
+        assert mc.smartid_restored.notes.count_documents({}) == 50
+    # The dumps were only read.
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == files_before
+    # One restore is one restore.
+    try:
+        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, RESTORES, "r3",
+                                              {"spec": {"targetDatabase": "other"}})
+        raise AssertionError("a restore's spec was changed")
+    except client.ApiException as exc:
+        assert exc.status == 422 and "cannot be changed" in exc.body
+    reasons = [e.reason for e in core.list_namespaced_event(namespace).items
+               if e.involved_object.kind == "SmartIDRestore"]
+    assert reasons.count("RestoreSucceeded") == 2 and reasons.count("RestoreFailed") == 1
+    assert_no_exceptions(operator)

@@ -289,3 +289,66 @@ def test_each_finished_job_is_announced_once() -> None:
     assert [e for e in events if e[1].startswith("backup Job")] == [
         ("Normal", f"backup Job b1: dump {DUMP['name']}: 120 documents, 4,096 bytes, verified "
                    f"by a restore")]
+
+
+# -- restores ------------------------------------------------------------------------------------
+
+def _restore(status: dict[str, Any] | None = None, drop: bool = False) -> dict[str, Any]:
+    return {"metadata": {"name": "r", "namespace": "ns", "uid": "ru", "generation": 1},
+            "spec": {"database": "db", "dump": "latest-verified", "targetDatabase": "copy",
+                     "drop": drop}, "status": status or {}}
+
+
+DB_SPEC = parse({"mongo": {"uriSecretRef": {"name": "s"}, "workload": {"name": "m"}},
+                 "backup": {"storage": {"persistentVolumeClaim": "bk"}}})
+RESTORED = json.dumps({"result": "Succeeded", "reason": None, "refused": False,
+                       "restore": {"dump": "db-1", "target": "copy", "documents": 7,
+                                   "counts": {"a": 7}}})
+REFUSED = json.dumps({"result": "Failed", "reason": "target database 'copy' is not empty (1 "
+                      "collection(s): a); pass --drop to replace", "refused": True,
+                      "restore": {"dump": "db-1", "target": "copy"}})
+
+
+def test_a_restore_starts_once_and_ends_with_what_its_pod_reported() -> None:
+    from smartid_operator.backup.jobs import JobState, pod_state
+    from smartid_operator.backup.restores import decide
+    from smartid_operator.manifests.restore import restore_job
+
+    now = T0
+    d = decide(_restore(), None, None, None, job_gone=False, now=now)
+    assert (d.status["phase"], d.status["reason"], d.retry) == ("Pending", "DatabaseNotFound",
+                                                                True)
+    d = decide(_restore(), DB_SPEC, None, None, job_gone=False, now=now)
+    assert d.create_job and d.status["phase"] == "Running"
+    job_manifest = restore_job(_restore(drop=True), DB_SPEC, "img")
+    container = job_manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["backup", "restore", "latest-verified",
+                                 "--target-database=copy", "--drop"]
+    assert container["volumeMounts"][0] == {"name": "backups", "mountPath": "/backups",
+                                            "readOnly": True}
+    assert container["envFrom"] == [{"configMapRef": {"name": "db-settings"}}]
+    assert job_manifest["metadata"]["ownerReferences"][0]["uid"] == "ru"
+    assert job_manifest["spec"]["backoffLimit"] == 0
+
+    done = JobState.of(job("r-restore", "Complete", end=2))
+    d = decide(_restore(d.status), DB_SPEC, done, pod_state(pod("r-restore", exit_code=0,
+                                                                message=RESTORED)),
+               job_gone=False, now=now)
+    assert (d.status["phase"], d.status["dump"], d.status["documents"], d.status["counts"]) \
+        == ("Succeeded", "db-1", 7, {"a": 7})
+    assert not d.create_job
+    # Finished is final: a deleted Job or anything later changes nothing.
+    assert decide(_restore(d.status), DB_SPEC, None, None, job_gone=True,
+                  now=now).status == d.status
+
+    failed = JobState.of(job("r-restore", "Failed", end=2, reason="BackoffLimitExceeded"))
+    d = decide(_restore({"phase": "Running"}), DB_SPEC, failed,
+               pod_state(pod("r-restore", exit_code=4, message=REFUSED)), job_gone=False,
+               now=now)
+    assert (d.status["phase"], d.status["reason"]) == ("Failed", "Refused")
+    assert "not empty" in d.status["message"] and "spec.drop: true" in d.status["message"]
+    d = decide(_restore({"phase": "Running"}), DB_SPEC, None, None, job_gone=True, now=now)
+    assert (d.status["phase"], d.status["reason"]) == ("Failed", "JobDeleted")
+    no_storage = parse({"mongo": {"uriSecretRef": {"name": "s"}, "workload": {"name": "m"}}})
+    d = decide(_restore(), no_storage, None, None, job_gone=False, now=now)
+    assert (d.status["phase"], d.status["reason"]) == ("Failed", "NoBackupStorage")

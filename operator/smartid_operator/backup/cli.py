@@ -29,7 +29,11 @@ from smartid_operator.backup.restore import RestoreRefused, restore
 from smartid_operator.backup.retention import Policy
 from smartid_operator.backup.run import RunSettings, utcnow
 from smartid_operator.backup.run import run as run_backup
-from smartid_operator.backup.summary import summarize, termination_message
+from smartid_operator.backup.summary import (
+    restore_termination_message,
+    summarize,
+    termination_message,
+)
 from smartid_operator.backup.verify import SCRATCH_ENV, default_scratch, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNVERIFIED, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -137,6 +141,9 @@ def add_parser(sub: Any) -> None:
     rest.add_argument("--drop", action="store_true",
                       help="drop each dumped collection in the target before restoring it")
     mongo_options(rest)
+    rest.add_argument("--termination-log", type=Path, default=None,
+                      help=f"write the outcome here as JSON (default: ${TERMINATION_ENV}, or "
+                           f"{_K8S_TERMINATION_LOG} when it exists)")
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -217,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _termination_path(args: argparse.Namespace) -> Path | None:
-    if args.termination_log is not None:
+    if getattr(args, "termination_log", None) is not None:
         return Path(args.termination_log)
     if env := os.environ.get(TERMINATION_ENV):
         return Path(env)
@@ -335,10 +342,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    backup_dir, uri = _backup_dir(args), None
+    backup_dir, uri, name = _backup_dir(args), None, args.name
+    code, reason, result = EXIT_OK, None, None
     try:
         uri = uri_from_env()
         manifest = manifests.find(backup_dir, args.name)
+        name = manifest.name
         if manifest.verified is False:
             print(f"backup: warning: {manifest.name} failed its verification "
                   f"({manifest.verification.reason if manifest.verification else ''})",
@@ -346,16 +355,30 @@ def _restore(args: argparse.Namespace) -> int:
         result = restore(manifest, backup_dir / manifest.name, uri, _engine(args),
                          args.target_database, args.drop, Lines())
     except Terminated:
-        return _fail("terminated (SIGTERM) during the restore; the target is incomplete")
+        code, reason = EXIT_FAILED, "terminated (SIGTERM) during the restore; the target is " \
+                                    "incomplete"
     except RestoreRefused as exc:
-        return _fail(str(exc), EXIT_REFUSED)
+        code, reason = EXIT_REFUSED, str(exc)
     except (BackupError, ManifestError, layout.DumpFormatError, PyMongoError, OSError) as exc:
-        return _fail(_reason(exc, uri))
-    _emit(args, {"name": manifest.name, "target": result.target, "counts": result.counts,
-                 "indexes": result.indexes, "mismatches": result.mismatches},
-          [f"restored {manifest.name} into {result.target}: "
-           f"{sum(result.counts.values()):,} documents in {len(result.counts)} collection(s)",
-           *[f"  {name}: {count:,} documents, indexes {', '.join(result.indexes[name])}"
-             for name, count in result.counts.items()],
-           *[f"MISMATCH {m}" for m in result.mismatches]])
-    return EXIT_FAILED if result.mismatches else EXIT_OK
+        code, reason = EXIT_FAILED, _reason(exc, uri)
+    if result is not None:
+        _emit(args, {"name": name, "target": result.target, "counts": result.counts,
+                     "indexes": result.indexes, "mismatches": result.mismatches},
+              [f"restored {name} into {result.target}: "
+               f"{sum(result.counts.values()):,} documents in {len(result.counts)} collection(s)",
+               *[f"  {coll}: {count:,} documents, indexes {', '.join(result.indexes[coll])}"
+                 for coll, count in result.counts.items()],
+               *[f"MISMATCH {m}" for m in result.mismatches]])
+        if result.mismatches:
+            code, reason = EXIT_FAILED, "the restored database differs from the dump: " \
+                + "; ".join(result.mismatches)
+    if reason:
+        _fail(reason, code)
+    if path := _termination_path(args):  # the operator's SmartIDRestore reads it
+        try:
+            path.write_text(restore_termination_message(
+                reason, refused=code == EXIT_REFUSED, dump=name,
+                target=args.target_database, counts=result.counts if result else None))
+        except OSError as exc:
+            print(f"backup: could not write {path}: {exc}", file=sys.stderr)
+    return code

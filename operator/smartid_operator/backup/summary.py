@@ -87,6 +87,25 @@ def termination_message(result: str, reason: str | None, dump: Manifest | None,
     return render(False, 200)
 
 
+def restore_termination_message(reason: str | None, *, refused: bool, dump: str, target: str,
+                                counts: Mapping[str, int] | None) -> str:
+    """``backup restore``'s outcome for the operator's SmartIDRestore, within 4096 bytes:
+    ``{"result", "reason", "refused", "restore": {"dump", "target", "documents", "counts"}}``;
+    the per-collection counts go first when it would not fit."""
+    def render(with_counts: bool) -> str:
+        restored: dict[str, Any] = {"dump": dump, "target": target}
+        if counts is not None:
+            restored["documents"] = sum(counts.values())
+            if with_counts:
+                restored["counts"] = dict(counts)
+        return json.dumps({"result": "Failed" if reason else "Succeeded",
+                           "reason": reason[:2000] if reason else None, "refused": refused,
+                           "restore": restored}, separators=(",", ":"))
+
+    text = render(True)
+    return text if len(text.encode()) <= TERMINATION_LIMIT else render(False)
+
+
 def parse_termination_message(text: str) -> dict[str, Any] | None:
     """The operator's side: the report, or None when the container left none (or another)."""
     try:

@@ -1,0 +1,51 @@
+"""The Job of a SmartIDRestore: ``smartid-operator backup restore`` in the operator's image,
+the database's backup claim at /backups read-only (a restore can never touch the dumps),
+the URI from the database's Secret. Owned by the SmartIDRestore."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from smartid_operator import GROUP, VERSION
+from smartid_operator.manifests import labels
+from smartid_operator.manifests.backup import backup_pod_spec
+from smartid_operator.spec import DatabaseSpec
+
+COMPONENT = "restore"
+RESTORE_LABEL = "smartid.io/restore"
+KIND, PLURAL = "SmartIDRestore", "smartidrestores"
+
+
+def job_name(restore: str) -> str:
+    return f"{restore}-restore"
+
+
+def restore_args(spec: Mapping[str, Any]) -> list[str]:
+    args = ["backup", "restore", str(spec.get("dump") or "latest-verified"),
+            f"--target-database={spec['targetDatabase']}"]
+    return [*args, "--drop"] if spec.get("drop") else args
+
+
+def restore_job(restore: Mapping[str, Any], database: DatabaseSpec, image: str) -> dict[str, Any]:
+    meta = restore["metadata"]
+    selector = {**labels(restore["spec"]["database"], COMPONENT), RESTORE_LABEL: meta["name"]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(meta["name"]), "namespace": meta["namespace"], "labels": selector,
+            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
+                                 "name": meta["name"], "uid": meta["uid"], "controller": True,
+                                 "blockOwnerDeletion": True}]},
+        "spec": {
+            # One attempt: a half-done restore is not retried into a target it just filled.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": database.backup.active_deadline_seconds,
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": backup_pod_spec(restore["spec"]["database"], database, image, "restore",
+                                        restore_args(restore["spec"]), read_only=True),
+            },
+        },
+    }
