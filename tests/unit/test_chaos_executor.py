@@ -18,8 +18,10 @@ import pytest
 
 from smartid_operator import mongo
 from smartid_operator.chaos import ANNOTATION, executor
-from smartid_operator.chaos.executor import Env, Execution, recover
+from smartid_operator.chaos.env import Env
+from smartid_operator.chaos.executor import Execution
 from smartid_operator.chaos.probe import RECORDINGS, Found
+from smartid_operator.chaos.recover import recover
 from smartid_operator.errors import KubeError
 
 DB = {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDDatabase",

@@ -6,31 +6,35 @@ Holding, Restoring, WaitingForMongo, WaitingForRecovery, Verifying, Reporting, D
 Safety: the workload's replicas are written into its annotation before it is touched, and
 every way out of the outage (success, failure, timeout, abort, operator shutdown) goes through
 ``_restore`` in a ``finally``; a SIGKILLed operator leaves the annotation, which the next one
-reads (``recover``). Only the workload the database's spec names is ever touched.
+reads (``recover.recover``). Only the workload the database's spec names is ever touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
-import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from smartid_operator import PLURAL as DATABASES
 from smartid_operator import mongo
 from smartid_operator.chaos import ANNOTATION, KIND, PLURAL
 from smartid_operator.chaos import report as reports
+from smartid_operator.chaos.env import (
+    OUTAGE_TEST_PASSED,
+    Body,
+    Env,
+    Failure,
+    Key,
+    Refusal,
+    describe,
+)
 from smartid_operator.chaos.manifests import (
     REPORT_JSON,
     TIMELINE_PNG,
     report_config_map,
     report_name,
-    with_owner,
     writer_job,
     writer_name,
 )
@@ -50,79 +54,16 @@ from smartid_operator.chaos.model import (
     judge,
     last_outage_test,
     recording_ids,
-    resolve,
     result_status,
     segment_ids,
 )
+from smartid_operator.chaos.preconditions import Plan, adopt, check
 from smartid_operator.chaos.probe import RECORDINGS, SEGMENTS, Found, Probe
 from smartid_operator.chaos.timeline import Timeline, availability, cumulative, render
 from smartid_operator.errors import ConfigError, KubeError
-from smartid_operator.kube import Kube
-from smartid_operator.spec import DatabaseSpec, WorkloadRef, parse
 from smartid_operator.status import Observation
 
-OUTAGE_TEST_PASSED = "OutageTestPassed"  # a condition of the database, not part of Ready
-
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-Key = tuple[str, str]
-Body = Mapping[str, Any]
-
-
-@dataclass
-class Env:
-    """What a run may touch, injected so the steps are testable against fakes."""
-
-    kube: Kube
-    in_kube: Callable[[Callable[[], Any]], Awaitable[Any]]
-    pool: mongo.Pool
-    image: str
-    event: Callable[[Body, str, str, str], None]  # body, type, reason, message
-    database: Callable[[Key], Body | None]  # the SmartIDDatabase as last seen
-    database_status: Callable[[Key], Body]  # its status as its worker last wrote it
-    # -> status.lastOutageTest, and the OutageTestPassed condition when there is a verdict
-    report: Callable[[Key, dict[str, Any], Observation | None], None]
-    active_run: Callable[[Key, str], str | None]  # another active run of the database
-    probe: Callable[[mongo.Pool, str, str, str, float], Probe] = Probe
-    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
-    # Seconds between probes while waiting for a change: the timings (Mongo back, everything
-    # reindexed) are the operator's own observations, late by at most this and one query.
-    poll: float = 0.1
-    sample: float = 0.5  # seconds between availability samples for the timeline
-
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        result: T = await self.in_kube(functools.partial(fn, *args))
-        return result
-
-    async def database_body(self, key: Key) -> Body | None:
-        """As its worker last saw it; read from the API when there is no worker yet (at
-        start-up a run's event may come before its database's)."""
-        body = self.database(key)
-        if body is None:
-            body = await self.call(self.kube.custom_object, DATABASES, *key)
-        return body
-
-
-class Refusal(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason, self.message = reason, message
-
-
-class Failure(Refusal):
-    """The run started and cannot go on: it fails with this reason (Mongo is restored)."""
-
-
-@dataclass
-class Plan:
-    """What the preconditions established."""
-
-    spec: DatabaseSpec
-    settings: Settings
-    ref: WorkloadRef
-    replicas: int
-    probe: Probe
-    sampler: Probe
 
 
 @dataclass
@@ -132,10 +73,6 @@ class Collected:
     found: tuple[dict[str, Found], dict[str, Found]] = ({}, {})
     tallies: tuple[Tally, Tally] | None = None
     verdict: Verdict | None = None
-
-
-def describe(ref: WorkloadRef) -> str:
-    return f"{ref.kind}/{ref.name}"
 
 
 class Execution:
@@ -162,11 +99,11 @@ class Execution:
     async def execute(self) -> str:
         """Run the test; returns the final phase."""
         self.timings.mark("started", self.env.now())
-        await self._adopt()
+        await adopt(self.env, self.run)
         try:
-            self.plan = await self._preconditions()
+            self.plan = await check(self.env, self.run)
         except Refusal as refusal:
-            await self._finish(REFUSED, refusal.reason, refusal.message)
+            await self.refuse(refusal)
             return REFUSED
         plan = self.plan
         await self._write(phase=RUNNING, step="Baseline", settings=plan.settings.document(),
@@ -207,9 +144,16 @@ class Execution:
         await self._finish(verdict.result, verdict.reason, verdict.message)
         return verdict.result
 
+    async def refuse(self, refusal: Refusal) -> None:
+        """End the run before it touched anything."""
+        await self._finish(REFUSED, refusal.reason, refusal.message)
+
     async def _steps(self, plan: Plan) -> None:
         env, ref = self.env, plan.ref
         self.data.baseline = await plan.probe.counts()
+        # Mongo just answered the counts: the timeline starts "up" whenever the sampler's
+        # first probe lands.
+        self.data.samples.append((env.now().timestamp(), True))
         sampler = asyncio.create_task(self._sample(plan.sampler))
         try:
             await self._write(step="ScalingDown")
@@ -266,98 +210,6 @@ class Execution:
             sampler.cancel()
 
     # -- preconditions --------------------------------------------------------------------------
-
-    async def _adopt(self) -> None:
-        """The run is owned by its database (garbage-collected with it)."""
-        try:
-            body = await self.env.database_body(self.db_key)
-        except KubeError:
-            body = None
-        if body is None:
-            return
-        owners = list(self.run["metadata"].get("ownerReferences") or [])
-        refs = with_owner(owners, {"apiVersion": body.get("apiVersion", "smartid.io/v1alpha1"),
-                                   "kind": body.get("kind", "SmartIDDatabase"),
-                                   "metadata": body["metadata"]})
-        if refs is None:
-            return
-        try:
-            await self.env.call(self.env.kube.patch_custom, PLURAL, self.namespace, self.name,
-                                {"metadata": {"ownerReferences": refs}})
-        except KubeError as exc:
-            log.warning("run %s/%s: could not set its owner: %s", self.namespace, self.name, exc)
-
-    async def _preconditions(self) -> Plan:
-        env, ns, db = self.env, self.namespace, self.database
-        other = env.active_run(self.db_key, self.name)
-        if other is not None:
-            raise Refusal("RunActive", f"run {other} is still active for SmartIDDatabase "
-                                       f"{db}: one outage test at a time")
-        try:
-            body = await env.database_body(self.db_key)
-        except KubeError as exc:
-            raise Refusal("CheckFailed", f"reading SmartIDDatabase {db} failed: {exc}") from None
-        if body is None:
-            raise Refusal("DatabaseNotFound",
-                          f"SmartIDDatabase {ns}/{db} (spec.database) does not exist")
-        try:
-            spec = parse(body["spec"])
-        except ConfigError as exc:
-            raise Refusal(exc.reason, exc.message) from None
-        if not spec.chaos.allow_disruption:
-            raise Refusal("DisruptionNotAllowed",
-                          f"SmartIDDatabase {db} has spec.chaos.allowDisruption false: set it "
-                          f"to true to allow outage tests to scale {describe(spec.mongo.workload)}"
-                          f" to 0")
-        if not spec.recovery.enabled:
-            raise Refusal("RecoveryDisabled",
-                          f"SmartIDDatabase {db} has spec.recovery.enabled false: nothing would "
-                          f"index the writes made during the outage")
-        settings = resolve(self.run["spec"], spec.chaos)
-        ref = spec.mongo.workload
-        try:
-            workload = await env.call(env.kube.workload, ns, ref)
-            if workload is None:
-                raise Refusal("WorkloadNotFound", f"{describe(ref)} (spec.mongo.workload of "
-                                                  f"{db}) does not exist in {ns}")
-            note = ((workload.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
-            if note:
-                raise Refusal("RestorePending",
-                              f"{describe(ref)} still carries {ANNOTATION} ({note}): an "
-                              f"earlier run's replicas are being restored")
-            uri = await env.call(env.kube.secret_value, ns, spec.mongo.uri_secret)
-            replicas = await env.call(env.kube.replicas, ns, ref)
-        except ConfigError as exc:
-            raise Refusal(exc.reason, exc.message) from None
-        except KubeError as exc:
-            raise Refusal("CheckFailed", f"checking the preconditions failed: {exc}") from None
-        timeout = float(spec.mongo.connect_timeout_seconds)
-        probe = env.probe(env.pool, f"{ns}/{db}/chaos", uri, spec.mongo.database, timeout)
-        sampler = env.probe(env.pool, f"{ns}/{db}/chaos-sampler", uri, spec.mongo.database,
-                            timeout)
-        try:
-            up, error = await probe.reachable()
-            if not up:
-                raise Refusal("MongoUnreachable",
-                              f"MongoDB does not answer ({error}): an outage test starts only "
-                              f"from a healthy database")
-            if not replicas:
-                raise Refusal("WorkloadScaledDown",
-                              f"{describe(ref)} has 0 replicas although Mongo answers: the URI "
-                              f"does not point at it, so scaling it would prove nothing")
-            if any(await probe.tagged(self.name)):
-                raise Refusal("IdsInUse",
-                              f"Mongo already holds documents of a run named {self.name} (one "
-                              f"of that name ran before): give this run another name")
-        except mongo.MongoError as exc:
-            await probe.close()
-            await sampler.close()
-            raise Refusal("MongoUnreachable", f"MongoDB failed a query: {exc}") from None
-        except Refusal:
-            await probe.close()
-            await sampler.close()
-            raise
-        return Plan(spec, settings, ref, int(replicas), probe, sampler)
 
     # -- waits ----------------------------------------------------------------------------------
 
@@ -574,51 +426,3 @@ def _abort_message(reason: str) -> str:
                                 "restored"}.get(reason, f"aborted ({reason}); replicas restored")
 
 
-# -- after a restart ------------------------------------------------------------------------
-
-async def restore_from_annotation(env: Env, namespace: str, ref: WorkloadRef,
-                                  run: str | None = None) -> dict[str, Any] | None:
-    """Give ``ref`` the replicas its annotation records, then drop the annotation; only if
-    the annotation names ``run`` (any run when None). Returns the annotation, or None."""
-    workload = await env.call(env.kube.workload, namespace, ref)
-    note = ((workload or {}).get("metadata") or {}).get("annotations", {}).get(ANNOTATION) \
-        if workload else None
-    if not note:
-        return None
-    try:
-        data = json.loads(note)
-        replicas = int(data["replicas"])
-    except (ValueError, KeyError, TypeError):
-        log.error("%s on %s/%s is not ours to read (%r): left alone", ANNOTATION, namespace,
-                  describe(ref), note)
-        return None
-    if run is not None and data.get("run") != run:
-        return None
-    await env.call(env.kube.scale, namespace, ref, replicas)
-    await env.call(env.kube.annotate_workload, namespace, ref, ANNOTATION, None)
-    log.warning("restored %s/%s to %d replicas (left by run %s)", namespace, describe(ref),
-                replicas, data.get("run"))
-    return dict(data)
-
-
-async def recover(env: Env, run: Body) -> None:
-    """A run found Running with no task (the operator restarted mid-run): restore the
-    replicas its annotation recorded and mark it Aborted."""
-    meta = run["metadata"]
-    namespace, name, database = meta["namespace"], meta["name"], run["spec"]["database"]
-    status = dict(run.get("status") or {})
-    body = await env.database_body((namespace, database))
-    restored = "the workload carried no outage annotation (nothing to restore)"
-    if body is not None:
-        ref = parse(body["spec"]).mongo.workload
-        note = await restore_from_annotation(env, namespace, ref, name)
-        if note is not None:
-            restored = f"{describe(ref)} restored to {note['replicas']} replicas"
-    timings = Timings.from_document(status.get("timings") or {})
-    timings.mark("finished", env.now())
-    status.update(phase=ABORTED, reason="OperatorRestarted", step="Done",
-                  message=f"the operator restarted during step {status.get('step', '?')}; "
-                          f"{restored}", timings=timings.document())
-    await env.call(env.kube.apply_custom_status, PLURAL, KIND, namespace, name, status)
-    env.event(run, "Warning", ABORTED, status["message"])
-    env.report((namespace, database), last_outage_test(name, status), None)

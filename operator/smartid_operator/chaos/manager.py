@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartid_operator.chaos import PLURAL
-from smartid_operator.chaos.executor import (
-    Body,
-    Env,
-    Execution,
-    Key,
-    recover,
-    restore_from_annotation,
-)
+from smartid_operator.chaos.env import Body, Env, Key, Refusal
+from smartid_operator.chaos.executor import Execution
 from smartid_operator.chaos.manifests import scheduled_run
-from smartid_operator.chaos.model import ABORTED, RUNNING, TERMINAL, last_outage_test
+from smartid_operator.chaos.model import (
+    ABORTED,
+    REFUSED,
+    RUNNING,
+    TERMINAL,
+    last_outage_test,
+)
+from smartid_operator.chaos.recover import recover, restore_from_annotation
 from smartid_operator.chaos.schedule import KEEP_SCHEDULED, SCHEDULED_LABEL, due
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.spec import parse
@@ -43,7 +44,8 @@ class Entry:
     database: str
     uid: str
     task: asyncio.Task[Any]
-    execution: Execution | None = None  # None: a recovery, not a run
+    execution: Execution | None = None  # None: a recovery or a refusal, not a run
+    active: bool = True  # a refusal holds the run's key but not its database
 
 
 class Manager:
@@ -79,7 +81,7 @@ class Manager:
 
     def _active_run(self, db: Key, exclude: str) -> str | None:
         for (ns, name), entry in self.tasks.items():
-            if (ns, entry.database) == db and name != exclude:
+            if entry.active and (ns, entry.database) == db and name != exclude:
                 return name
         for (ns, name), run in self.runs.items():  # Running, left by an earlier process
             if (ns, run["spec"].get("database")) == db and name != exclude and \
@@ -117,15 +119,20 @@ class Manager:
             self._start(key, run, self._recover(run), None)
         elif (run.get("spec") or {}).get("abort"):
             self._start(key, run, self._never_started(run), None)
+        elif (other := self._active_run((key[0], run["spec"].get("database", "")),
+                                        key[1])) is not None:
+            # Decided here, in event order, not in the tasks: two runs created together
+            # must not each see the other and both refuse.
+            self._start(key, run, self._refuse_busy(run, other), None, active=False)
         else:
             execution = Execution(self.env, run)
             self._start(key, run, execution.execute(), execution)
 
     def _start(self, key: Key, run: dict[str, Any], work: Any,
-               execution: Execution | None) -> None:
+               execution: Execution | None, *, active: bool = True) -> None:
         task = asyncio.get_running_loop().create_task(work, name=f"smartid-run-{key[0]}/{key[1]}")
         entry = Entry(run["spec"].get("database", ""), run["metadata"].get("uid", ""), task,
-                      execution)
+                      execution, active)
         self.tasks[key] = entry
         task.add_done_callback(lambda t: self._done(key, entry, t))
 
@@ -158,6 +165,14 @@ class Manager:
             return str((fresh or {}).get("status", {}).get("phase") or "Gone")
         await recover(self.env, fresh)
         return ABORTED
+
+    async def _refuse_busy(self, run: dict[str, Any], other: str) -> str:
+        execution = Execution(self.env, run)
+        execution.timings.mark("started", self.env.now())
+        await execution.refuse(Refusal("RunActive", f"run {other} is still active for "
+                                                    f"SmartIDDatabase {run['spec']['database']}"
+                                                    f": one outage test at a time"))
+        return REFUSED
 
     async def _never_started(self, run: dict[str, Any]) -> str:
         meta = run["metadata"]
