@@ -115,14 +115,7 @@ class Kube:
     def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Server-side apply of a SmartIDDatabase's status: what the operator stops saying
         disappears (it owned the field), and nothing else is touched."""
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-                "metadata": {"name": name, "namespace": namespace}, "status": dict(status)}
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, body, field_manager=FIELD_MANAGER,
-                force=True, _content_type=APPLY_PATCH, _request_timeout=TIMEOUT)
-        except ApiException as exc:
-            raise _error(exc) from None
+        self.apply_custom_status(PLURAL, KIND, namespace, name, status)
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a child the spec no longer asks for; False if it was not there."""
@@ -154,7 +147,7 @@ class Kube:
 
     def apply_custom_status(self, plural: str, kind: str, namespace: str, name: str,
                             status: Mapping[str, Any]) -> None:
-        """Server-side apply of any of our custom resources' status (see ``apply_status``)."""
+        """Server-side apply of the status of one of our custom resources."""
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
                 "metadata": {"name": name, "namespace": namespace}, "status": dict(status)}
         try:
