@@ -1,17 +1,24 @@
 """The README's main job on the embedded default: the local control plane, the operator
-installed with `deploy/` (namespaced, its own ServiceAccount and Role), the samples applied,
-then a Mongo outage watched from the SmartIDDatabase's status."""
+installed with `deploy/` (namespaced, its own ServiceAccount and Role), the samples applied
+(Mongo, the recordings volume, a SmartIDDatabase with recovery and outage tests enabled),
+then one real outage test run through the operator with `smartid-operator chaos run`: Mongo
+scaled to 0, recordings written while it is down, Mongo scaled back, every write proven
+reindexed; the result table, the report and the timeline picture."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import apply_samples, install_operator
+from smartid_testbed.install import REPO, apply_samples, install_operator
 from smartid_testbed.testbed import TestBed
 
 NS = "smartid"
+SCENARIO = REPO / "chaos" / "demo.yaml"
+REPORTS = REPO / "reports" / "chaos"
 
 
 def _say(message: str) -> None:
@@ -34,21 +41,26 @@ def _wait_phase(bed: TestBed, phase: str, timeout: float = 90) -> float:
 def run_demo(bed: TestBed) -> None:
     _say("installing the operator: kubectl apply -k deploy/")
     install_operator(bed, "deploy", health_interval=3)
-    _say("applying the samples: kubectl apply -k deploy/samples (mongo:7 + SmartIDDatabase)")
+    _say("applying the samples: kubectl apply -k deploy/samples (mongo:7, the recordings "
+         "volume, a SmartIDDatabase with recovery and outage tests enabled)")
     apply_samples(bed, NS)
     took = _wait_phase(bed, "Ready")
-    _say(f"SmartIDDatabase Ready {took:.1f} s after the samples were applied")
-    print(bed.kubectl("get", "sidb,statefulset,pods,configmap", "-n", NS), flush=True)
+    _say(f"SmartIDDatabase Ready {took:.1f} s after the samples were applied "
+         f"(schema migrated, recovery agent running)")
+    print(bed.kubectl("get", "sidb,statefulset,deployment,pods,pvc", "-n", NS), flush=True)
 
-    _say("outage: scaling StatefulSet/mongo to 0")
-    bed.kubectl("scale", "statefulset/mongo", "-n", NS, "--replicas=0")
-    took = _wait_phase(bed, "Degraded", timeout=60)
-    _say(f"phase Degraded after {took:.1f} s: "
-         f"{json.dumps(_status(bed).get('conditions'), indent=None)[:300]}")
-    _say("recovery: scaling StatefulSet/mongo back to 1")
-    bed.kubectl("scale", "statefulset/mongo", "-n", NS, "--replicas=1")
-    took = _wait_phase(bed, "Ready", timeout=90)
-    _say(f"phase Ready again after {took:.1f} s")
-    print(bed.kubectl("get", "sidb", "-n", NS), flush=True)
+    _say(f"outage test through the operator: smartid-operator chaos run "
+         f"{SCENARIO.relative_to(REPO)} (a SmartIDOutageTest: scale StatefulSet/mongo to 0, "
+         f"write 50 recordings and 1,000 segments while it is down, scale it back, prove "
+         f"each one reindexed)")
+    code = subprocess.call(
+        [sys.executable, "-m", "smartid_operator", "chaos", "run", str(SCENARIO),
+         "--kubeconfig", str(bed.kubeconfig), "-n", NS, "-d", "smartid", "-o", str(REPORTS)],
+        timeout=600)
+    _say("the run as kubectl shows it:")
+    print(bed.kubectl("get", "sidbtest,sidb", "-n", NS), flush=True)
     print(bed.kubectl("get", "events", "-n", NS, "--field-selector",
-                      "involvedObject.kind=SmartIDDatabase"), flush=True)
+                      "involvedObject.kind=SmartIDOutageTest"), flush=True)
+    _say("the outage test passed" if code == 0 else f"the outage test did not pass (exit {code})")
+    _say(f"report and picture: {REPORTS}/<run>/report.json and timeline.png (also in the "
+         f"ConfigMap <run>-report: kubectl get cm -n {NS} -l smartid.io/outage-test-run)")

@@ -204,7 +204,11 @@ class Execution:
 
             await self._write(step="WaitingForRecovery", message="waiting for the reindex")
             await self._wait_reindexed(plan)
-            await self._write(step="Verifying")
+            done = "fullyReindexed" in self.timings.marks
+            await self._write(step="Verifying", message=(
+                "every written id is back; checking counts and duplicates" if done else
+                f"recovery timeout ({plan.settings.recovery_timeout_seconds} s): naming what "
+                f"is missing"))
             await self._verify(plan)
         finally:
             sampler.cancel()
@@ -257,9 +261,10 @@ class Execution:
         while time.monotonic() < deadline:
             try:
                 tagged = await plan.probe.tagged(self.name)
+                seen = self.env.now()  # when the count said so, before the id check
                 if tagged[0] >= want[0] and tagged[1] >= want[1] and \
                         await self._all_present(plan):
-                    self.timings.mark("fullyReindexed", self.env.now())
+                    self.timings.mark("fullyReindexed", seen)
                     return
             except mongo.MongoError as exc:  # Mongo flapping: keep waiting within the bound
                 log.info("run %s: polling the reindex failed: %s", self.name, exc)
@@ -388,7 +393,7 @@ class Execution:
         marks = {k: v.timestamp() for k, v in self.timings.marks.items()}
         origin = marks.get("outageStart", marks["started"])
         s = self.status
-        title = (f"{self.name}: {s.get('phase', '?').upper()} - written {s.get('written', 0)}, "
+        title = (f"{s.get('phase', '?').upper()}: {self.name}\nwritten {s.get('written', 0)}, "
                  f"reindexed {s.get('reindexed', 0)}, lost {s.get('lost', 0)}, duplicated "
                  f"{s.get('duplicated', 0)}")
         if s.get("recoverySeconds") is not None:
