@@ -14,6 +14,7 @@ from kubernetes import client
 
 from smartid_operator.backup import scan
 from smartid_testbed.cluster import wait_for
+from smartid_testbed.install import apply, render
 from smartid_testbed.testbed import TestBed
 from tests.cluster.conftest import Operator
 from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database, scale
@@ -147,6 +148,32 @@ def test_the_cronjob_is_declared_and_a_job_made_from_it_leaves_a_verified_dump(
     assert dump.name in message and "verified" in message
     # Declared once and never reported missing in between.
     assert "NotApplied" not in [r for r, _ in db_events(core, namespace)]
+    assert_no_exceptions(operator)
+
+
+def test_the_sample_declares_its_backup_cronjob(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        custom: client.CustomObjectsApi, namespace: str, mongo: str) -> None:
+    """`kubectl apply -k deploy/samples` (here into the test's namespace, beside its mongo)."""
+    docs = [d for d in render(testbed, "deploy/samples")
+            if d["kind"] in ("PersistentVolumeClaim", "SmartIDDatabase")]
+    for doc in docs:
+        doc["metadata"].pop("namespace", None)
+    apply(testbed, docs, namespace=namespace)
+    declared = next(d for d in docs if d["kind"] == "SmartIDDatabase")["spec"]["backup"]
+    assert declared["enabled"] is True
+    wait_backup(custom, namespace, "BackupScheduled True", lambda o: (
+        (condition(o, "BackupScheduled") or {}).get("status") == "True"))
+    cron = client.BatchV1Api(api_client).read_namespaced_cron_job(CRONJOB, namespace)
+    assert cron.spec.schedule == declared["schedule"] and cron.spec.suspend is False
+    assert cron.spec.concurrency_policy == "Forbid"
+    pod = cron.spec.job_template.spec.template.spec
+    assert pod.volumes[0].persistent_volume_claim.claim_name == \
+        declared["storage"]["persistentVolumeClaim"]
+    settings = client.CoreV1Api(api_client).read_namespaced_config_map(
+        "smartid-settings", namespace).data
+    assert (settings["SMARTID_BACKUP_RETENTION_DAYS"], settings["SMARTID_BACKUP_KEEP_LAST"]) \
+        == (str(declared["retention"]["days"]), str(declared["retention"]["keepLast"]))
     assert_no_exceptions(operator)
 
 
