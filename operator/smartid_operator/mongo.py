@@ -139,34 +139,59 @@ def _open(uri: str, timeout_seconds: float) -> Handle:
 
 
 class Pool:
-    """One handle per SmartIDDatabase; a changed URI (rotated Secret) or timeout replaces it
-    and closes the old clients, ``forget`` closes them when the resource goes."""
+    """The operator's handles: databases whose Secrets hold the same URI share one (a hundred
+    databases on one server cost two clients, not two hundred). A database whose URI changes
+    (a rotated Secret) moves to another handle; a handle no database uses any more is closed;
+    a handle whose check failed is replaced for all its users on their next pass."""
 
     def __init__(self) -> None:
-        self._handles: dict[str, Handle] = {}
+        self._shared: dict[tuple[str, float], Handle] = {}
+        self._users: dict[str, tuple[str, float]] = {}
+        self._closing: dict[asyncio.Task[None], Handle] = {}
 
     async def handle(self, key: str, uri: str, timeout_seconds: float) -> Handle:
-        current = self._handles.get(key)
-        if current is not None and not current.stale and (
-                current.digest, current.timeout_seconds) == (digest(uri), timeout_seconds):
-            return current
-        fresh = _open(uri, timeout_seconds)
-        self._handles[key] = fresh
-        if current is not None:
-            await current.close()
-        return fresh
+        shared = (digest(uri), timeout_seconds)
+        current = self._shared.get(shared)
+        if current is None or current.stale:
+            self._shared[shared] = _open(uri, timeout_seconds)
+            if current is not None:  # let requests in flight on it end first
+                self._close_later(current, timeout_seconds + 1)
+        previous = self._users.get(key)
+        self._users[key] = shared
+        if previous is not None and previous != shared:
+            await self._release(previous)
+        return self._shared[shared]
 
     async def forget(self, key: str) -> None:
-        handle = self._handles.pop(key, None)
-        if handle is not None:
+        shared = self._users.pop(key, None)
+        if shared is not None:
+            await self._release(shared)
+
+    async def _release(self, shared: tuple[str, float]) -> None:
+        if shared not in self._users.values():
+            handle = self._shared.pop(shared, None)
+            if handle is not None:
+                await handle.close()
+
+    def _close_later(self, handle: Handle, delay: float) -> None:
+        async def close() -> None:
+            await asyncio.sleep(delay)
             await handle.close()
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing[task] = handle
+        task.add_done_callback(lambda done: self._closing.pop(done, None))
 
     async def close(self) -> None:
-        for key in list(self._handles):
-            await self.forget(key)
+        for task, handle in list(self._closing.items()):
+            task.cancel()
+            await handle.close()
+        for handle in list(self._shared.values()):
+            await handle.close()
+        self._shared.clear()
+        self._users.clear()
 
     def __len__(self) -> int:
-        return len(self._handles)
+        return len(self._shared)
 
 
 async def _refused(hosts: list[tuple[str, int]], timeout: float) -> str | None:
