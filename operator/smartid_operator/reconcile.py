@@ -72,13 +72,14 @@ class Children:
 
     def record(self, manifest: Manifest, live: Manifest) -> None:
         meta = live.get("metadata") or {}
-        self.applied[_key(manifest)] = (_digest(manifest), str(meta.get("resourceVersion", "")),
+        self.applied[_key(manifest)] = (_digest(manifest), _version(meta),
                                         str(meta.get("uid", "")))
 
-    def observed(self, kind: str, name: str, resource_version: str | None) -> bool:
-        """A watch event for a child; True if it is not what this worker wrote last."""
+    def observed(self, kind: str, name: str, meta: Mapping[str, Any] | None) -> bool:
+        """A watch event for a child (``meta`` None: deleted); True if it is not what this
+        worker wrote last, and the entry is dropped so the next pass applies it again."""
         entry = self.applied.get((kind, name))
-        if entry is None or entry[1] == resource_version:
+        if entry is None or (meta is not None and entry[1] == _version(meta)):
             return False
         del self.applied[(kind, name)]
         return True
@@ -90,6 +91,13 @@ class Children:
 
 
 ABSENT = "absent"  # a child the spec does not ask for, deleted (or never there)
+
+
+def _version(meta: Mapping[str, Any]) -> str:
+    """What says a child's declared content changed: its generation where it has one (a
+    controller's status updates do not move it), else its resourceVersion (ConfigMaps)."""
+    generation = meta.get("generation")
+    return f"g{generation}" if generation else f"rv{meta.get('resourceVersion', '')}"
 
 
 def _key(manifest: Manifest) -> tuple[str, str]:

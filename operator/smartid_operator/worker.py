@@ -181,14 +181,18 @@ class Registry:
         """A watch event of a SmartIDDatabase (None: the initial listing)."""
         meta = body["metadata"]
         key: Key = (meta["namespace"], meta["name"])
+        worker = self.workers.get(key)
+        same = worker is not None and worker.body["metadata"].get("uid") == meta.get("uid")
         if event == "DELETED":
-            asyncio.get_running_loop().create_task(self.forget(key))
+            if same:
+                asyncio.get_running_loop().create_task(self.forget(key, worker))
             return
         snapshot = _plain(body)
-        worker = self.workers.get(key)
-        if worker is not None and worker.body["metadata"].get("uid") != meta.get("uid"):
-            # Deleted and created again between two events: a new object, a new worker.
-            asyncio.get_running_loop().create_task(self.forget(key))
+        if worker is not None and not same:
+            # Deleted and created again between two events: a new object, a new worker;
+            # the old one only stops (the name's clients and memory go on serving the new).
+            del self.workers[key]
+            asyncio.get_running_loop().create_task(_stop(worker))
             worker = None
         if worker is None:
             worker = Worker(key, snapshot, self.context, self.hooks, self.interval,
@@ -206,13 +210,16 @@ class Registry:
         self.workloads[key] = WorkloadKey(key[0], workload.get("kind", "StatefulSet"),
                                           workload.get("name", ""))
 
-    async def forget(self, key: Key) -> None:
+    async def forget(self, key: Key, worker: Worker | None = None) -> None:
+        """The database is gone: stop its worker and drop what is kept for it. With
+        ``worker``, only if that worker is still the one for the name (not re-created)."""
+        if worker is not None and self.workers.get(key) is not worker:
+            await _stop(worker)
+            return
         worker = self.workers.pop(key, None)
         self.workloads.pop(key, None)
-        if worker is not None and worker.task is not None:
-            worker.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker.task
+        if worker is not None:
+            await _stop(worker)
         await self.context.pool.forget(f"{key[0]}/{key[1]}")
         metrics.forget(*key)
         backup_metrics.forget(*key)
@@ -251,8 +258,8 @@ class Registry:
             worker = self.workers.get((meta["namespace"], ref["name"]))
             if worker is None or worker.body["metadata"].get("uid") != ref.get("uid"):
                 continue
-            version = None if event == "DELETED" else meta.get("resourceVersion")
-            if worker.children.observed(body["kind"], meta["name"], version):
+            if worker.children.observed(body["kind"], meta["name"],
+                                        None if event == "DELETED" else meta):
                 worker.poke()
                 return True
         return False
@@ -292,6 +299,13 @@ class Registry:
 
 COMPONENT_LABEL, INSTANCE_LABEL = "app.kubernetes.io/component", "app.kubernetes.io/instance"
 BACKUP_COMPONENT = "backup"
+
+
+async def _stop(worker: Worker) -> None:
+    if worker.task is not None:
+        worker.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.task
 
 
 def pod_workload(body: Mapping[str, Any]) -> WorkloadKey | None:

@@ -121,11 +121,18 @@ def test_a_child_edited_by_someone_else_is_applied_again() -> None:
     assert children.needs_apply(manifest)
     children.record(manifest, {"metadata": {"resourceVersion": "7", "uid": "c1"}})
     assert not children.needs_apply(manifest)
-    assert not children.observed("ConfigMap", "db-settings", "7")  # our own write
-    assert children.observed("ConfigMap", "db-settings", "9")  # someone else's
+    assert not children.observed("ConfigMap", "db-settings",
+                                 {"resourceVersion": "7"})  # our own write
+    assert children.observed("ConfigMap", "db-settings", {"resourceVersion": "9"})  # another's
     assert children.needs_apply(manifest)
     children.record(manifest, {"metadata": {"resourceVersion": "10", "uid": "c1"}})
     assert children.observed("ConfigMap", "db-settings", None)  # deleted
+    # A child with a generation (a CronJob): its controller's status updates are not edits.
+    cronjob = {"kind": "CronJob", "metadata": {"name": "db-backup"}, "spec": {}}
+    children.record(cronjob, {"metadata": {"generation": 1, "resourceVersion": "20"}})
+    assert not children.observed("CronJob", "db-backup", {"generation": 1,
+                                                          "resourceVersion": "21"})
+    assert children.observed("CronJob", "db-backup", {"generation": 2, "resourceVersion": "22"})
     assert children.needs_apply({**manifest, "data": {"a": "2"}})
 
 
@@ -141,3 +148,24 @@ def test_a_pod_is_traced_to_its_workload(owner: dict[str, str], labels: dict[str
     pod = {"metadata": {"namespace": "ns", "labels": labels,
                         "ownerReferences": [{"controller": True, **owner}]}}
     assert pod_workload(pod) == expected
+
+
+def test_a_database_deleted_and_created_again_keeps_its_new_worker() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        kube = FakeKube()
+        registry = _registry(kube, [])
+        registry.observe(None, _db(uid="old"))
+        await _settle()
+        old = registry.workers[("ns", "db")]
+        registry.observe("DELETED", _db(uid="old"))
+        registry.observe("ADDED", _db(uid="new"))  # before the forget task has run
+        registry.observe("DELETED", _db(uid="old"))  # a late event of the old object
+        await _settle()
+        new = registry.workers.get(("ns", "db"))
+        alive = new is not None and new.task is not None and not new.task.done()
+        replaced = new is not old and old.task is not None and old.task.done()
+        await registry.stop()
+        return alive, replaced
+
+    alive, replaced = asyncio.run(scenario())
+    assert alive and replaced
