@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> None:
                      help="the SmartIDDatabase to test (default %(default)s)")
     run.add_argument("--kubeconfig", help="default $KUBECONFIG or ~/.kube/config")
     run.add_argument("--context", help="kube context (default: the current one)")
-    run.add_argument("-o", "--output", type=Path, default=Path("chaos-reports"),
+    run.add_argument("-o", "--output", type=Path, default=Path("reports/chaos"),
                      help="where reports and pictures go, one folder per run "
                           "(default %(default)s)")
     run.add_argument("--outage-seconds", type=int,
