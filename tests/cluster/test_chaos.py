@@ -374,6 +374,43 @@ def test_the_runner_cli_runs_a_scenario_and_downloads_report_and_picture(
             (1000, 600)
 
 
+@pytest.mark.parametrize(("name", "spec", "message"), [
+    ("has.dots", {}, "metadata.name must be a lowercase RFC 1123 label"),
+    ("x" * 51, {}, "metadata.name must be at most 50 characters"),
+    ("short", {"outageSeconds": 4}, "spec.outageSeconds: Invalid value: 4"),
+    ("many", {"recordings": 100001}, "spec.recordings: Invalid value: 100001"),
+    ("nodb", {"database": "Bad_Name"}, "must be the name of a SmartIDDatabase"),
+])
+def test_the_api_server_refuses_bad_runs_naming_the_field(
+        custom: client.CustomObjectsApi, namespace: str, name: str, spec: dict[str, Any],
+        message: str) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDOutageTest",
+            "metadata": {"name": name}, "spec": {"database": "smartid", **spec}}
+    with pytest.raises(client.ApiException) as refused:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, body)
+    assert refused.value.status == 422
+    assert message in json.loads(refused.value.body)["message"], refused.value.body
+
+
+def test_a_runs_settings_are_fixed_and_abort_cannot_be_undone(
+        custom: client.CustomObjectsApi, namespace: str) -> None:
+    # No database in this namespace: the operator refuses the run; the API's rules still hold.
+    create_run(custom, namespace, "fixed", recordings=3)
+    for patch, message in (
+            ({"spec": {"recordings": 4}}, "a run's settings are fixed once it is created"),
+            ({"spec": {"outageSeconds": 9}}, "a run's settings are fixed once it is created")):
+        with pytest.raises(client.ApiException) as refused:
+            custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, "fixed",
+                                                  patch)
+        assert message in json.loads(refused.value.body)["message"]
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, "fixed",
+                                          {"spec": {"abort": True}})
+    with pytest.raises(client.ApiException) as refused:
+        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, "fixed",
+                                              {"spec": {"abort": False}})
+    assert "spec.abort cannot be undone" in json.loads(refused.value.body)["message"]
+
+
 @pytest.fixture(autouse=True)
 def _operator_alive(operator: Operator) -> Iterator[None]:
     """Every test here starts and ends with the operator answering (one test kills it)."""
