@@ -214,6 +214,9 @@ def test_the_writer_job_mounts_the_recovery_claim_and_reads_uri_and_settings() -
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "recs"}
     assert {"name": "recordings", "mountPath": "/recordings"} in container["volumeMounts"]
     assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
+    term = pod["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"][
+        "app.kubernetes.io/component"] == "recovery"  # beside the agent (ReadWriteOnce)
 
 
 def test_owner_references_are_added_once_and_never_steal_the_controller() -> None:

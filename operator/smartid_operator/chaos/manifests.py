@@ -71,6 +71,13 @@ def writer_job(run: Mapping[str, Any], database: str, spec: DatabaseSpec, settin
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,  # writes files and Mongo only
+                    # Beside the recovery agent when it can be: a ReadWriteOnce claim the
+                    # agent holds mounts only on its node.
+                    "affinity": {"podAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [{
+                            "weight": 100, "podAffinityTerm": {
+                                "labelSelector": {"matchLabels": labels(database, "recovery")},
+                                "topologyKey": "kubernetes.io/hostname"}}]}},
                     "enableServiceLinks": False,
                     # The agent's user and group, so each can read what the other wrote.
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
