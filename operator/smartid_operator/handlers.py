@@ -81,6 +81,10 @@ def _own_image(kube: Kube) -> str:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    # Outage-test runs first: they restore replicas and report to the workers, which must
+    # still be there to write it.
+    if getattr(memo, "chaos", None) is not None:
+        await memo.chaos.stop()
     await memo.registry.stop()
 
 

@@ -26,11 +26,7 @@ async def start_chaos(memo: kopf.Memo, **_: Any) -> None:
     _manager(memo)
 
 
-@kopf.on.cleanup()
-async def stop_chaos(memo: kopf.Memo, **_: Any) -> None:
-    manager: Manager | None = getattr(memo, "chaos", None)
-    if manager is not None:
-        await manager.stop()
+# Stopped by the core's cleanup (handlers.close), before the workers it reports to.
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
