@@ -107,7 +107,7 @@ def test_the_cronjob_is_declared_and_a_job_made_from_it_leaves_a_verified_dump(
         "name": "smartid-mongo", "key": "uri"}}} in container["env"]
     assert container["envFrom"] == [{"configMapRef": {"name": "smartid-settings"}}]
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/backups", "/tmp"}
-    assert {"name": "backups", "persistentVolumeClaim": {"claimName": CLAIM}} in pod["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": CLAIM}} in pod["volumes"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -324,7 +324,7 @@ def test_a_restore_starts_once_and_ends_with_what_its_pod_reported() -> None:
     container = job_manifest["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["backup", "restore", "latest-verified",
                                  "--target-database=copy", "--drop"]
-    assert container["volumeMounts"][0] == {"name": "backups", "mountPath": "/backups",
+    assert container["volumeMounts"][0] == {"name": "data", "mountPath": "/backups",
                                             "readOnly": True}
     assert container["envFrom"] == [{"configMapRef": {"name": "db-settings"}}]
     assert job_manifest["metadata"]["ownerReferences"][0]["uid"] == "ru"

@@ -212,7 +212,8 @@ def test_the_writer_job_mounts_the_recovery_claim_and_reads_uri_and_settings() -
     assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "sec", "key": "k"}
     assert container["envFrom"] == [{"configMapRef": {"name": "db-settings"}}]
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "recs"}
-    assert {"name": "recordings", "mountPath": "/recordings"} in container["volumeMounts"]
+    assert {"name": "data", "mountPath": "/recordings",
+            "readOnly": False} in container["volumeMounts"]
     assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
     term = pod["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"][

@@ -61,3 +61,20 @@ def test_child_names_fit_label_values() -> None:
     assert child_name("smartid", "settings") == "smartid-settings"
     long = child_name("x" * 70, "settings")
     assert len(long) <= 63 and long.endswith("-settings")
+
+
+def test_every_operator_image_pod_runs_without_api_token_or_writable_root() -> None:
+    from smartid_operator.manifests.backup import backup_cronjob
+    from smartid_operator.manifests.recovery import recovery_agent
+
+    spec = parse(DEFAULTED)
+    pods = [recovery_agent("db", "ns", spec, "img")["spec"]["template"]["spec"],
+            backup_cronjob("db", "ns", spec, "img")["spec"]["jobTemplate"]["spec"]["template"]
+            ["spec"]]
+    for pod in pods:
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        container = pod["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "smartid-mongo"
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]

@@ -13,7 +13,8 @@ from smartid_operator import KIND as DATABASE_KIND
 from smartid_operator.chaos import COMPONENT, KIND
 from smartid_operator.chaos.model import WRITER_START_WAIT, Settings
 from smartid_operator.chaos.schedule import SCHEDULED_LABEL, run_name
-from smartid_operator.manifests import child_name, labels
+from smartid_operator.manifests import labels
+from smartid_operator.manifests.pods import Container, operator_pod
 from smartid_operator.spec import DatabaseSpec
 
 STORAGE = "/recordings"  # where the writer sees the recovery volume, as the agent does
@@ -68,46 +69,19 @@ def writer_job(run: Mapping[str, Any], database: str, spec: DatabaseSpec, settin
             "activeDeadlineSeconds": int(WRITER_START_WAIT + settings.writer_seconds),
             "template": {
                 "metadata": {"labels": selector},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,  # writes files and Mongo only
+                "spec": operator_pod(database, spec, image, Container(
+                    name="writer", claim=spec.recovery.claim, mount_path=STORAGE,
+                    args=["chaos", "write", f"--storage={STORAGE}", f"--run={name}",
+                          f"--recordings={settings.recordings}",
+                          f"--segments-per-recording={settings.segments_per_recording}"]),
+                    restartPolicy="Never",
                     # Beside the recovery agent when it can be: a ReadWriteOnce claim the
                     # agent holds mounts only on its node.
-                    "affinity": {"podAffinity": {
+                    affinity={"podAffinity": {
                         "preferredDuringSchedulingIgnoredDuringExecution": [{
                             "weight": 100, "podAffinityTerm": {
                                 "labelSelector": {"matchLabels": labels(database, "recovery")},
-                                "topologyKey": "kubernetes.io/hostname"}}]}},
-                    "enableServiceLinks": False,
-                    # The agent's user and group, so each can read what the other wrote.
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
-                                        "runAsGroup": 65532, "fsGroup": 65532,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "writer",
-                        "image": image,
-                        "args": ["chaos", "write", f"--storage={STORAGE}", f"--run={name}",
-                                 f"--recordings={settings.recordings}",
-                                 f"--segments-per-recording={settings.segments_per_recording}"],
-                        "env": [{"name": "SMARTID_MONGO_URI", "valueFrom": {"secretKeyRef": {
-                            "name": spec.mongo.uri_secret.name,
-                            "key": spec.mongo.uri_secret.key}}}],
-                        "envFrom": [{"configMapRef": {"name": child_name(database,
-                                                                         "settings")}}],
-                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                                      "limits": {"memory": "256Mi"}},
-                        "securityContext": {"allowPrivilegeEscalation": False,
-                                            "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}},
-                        "volumeMounts": [{"name": "recordings", "mountPath": STORAGE},
-                                         {"name": "tmp", "mountPath": "/tmp"}],
-                    }],
-                    "volumes": [
-                        {"name": "recordings",
-                         "persistentVolumeClaim": {"claimName": spec.recovery.claim}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
+                                "topologyKey": "kubernetes.io/hostname"}}]}}),
             },
         },
     }

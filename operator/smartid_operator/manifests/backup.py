@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartid_operator.manifests import child_name, labels
+from smartid_operator.manifests.pods import Container, operator_pod
 from smartid_operator.spec import DatabaseSpec
 
 COMPONENT = "backup"
@@ -27,43 +28,14 @@ def cronjob_name(instance: str) -> str:
 
 def backup_pod_spec(instance: str, spec: DatabaseSpec, image: str, container: str,
                     args: list[str], *, read_only: bool) -> dict[str, Any]:
-    """The pod of a backup or restore Job: the claim at /backups, the URI from the Secret, the
-    settings from the ConfigMap, nothing else (no API token, no writable root)."""
+    """The pod of a backup or restore Job: the claim at /backups (see ``pods.operator_pod``)."""
     assert spec.backup.claim is not None  # the CRD requires it when backups are enabled
-    return {
-        "restartPolicy": "Never",  # a retry is a new pod: each attempt's message is kept
-        "automountServiceAccountToken": False,  # files and Mongo only, no Kubernetes API
-        "enableServiceLinks": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
-                            "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [{
-            "name": container,
-            "image": image,
-            "args": args,
-            "env": [
-                {"name": "SMARTID_MONGO_URI", "valueFrom": {"secretKeyRef": {
-                    "name": spec.mongo.uri_secret.name, "key": spec.mongo.uri_secret.key}}},
-                {"name": "SMARTID_BACKUP_DIR", "value": STORAGE},
-            ],
-            # Database, retention, gzip: the settings ConfigMap, read when the pod starts.
-            "envFrom": [{"configMapRef": {"name": child_name(instance, "settings")}}],
-            # The JSON outcome; a crash before it is written leaves the log's end instead.
-            "terminationMessagePath": "/dev/termination-log",
-            "terminationMessagePolicy": "FallbackToLogsOnError",
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                          "limits": {"memory": "1Gi"}},
-            "securityContext": {"allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}},
-            "volumeMounts": [{"name": "backups", "mountPath": STORAGE, "readOnly": read_only},
-                             # the tools' private --config file, the engines' scratch
-                             {"name": "tmp", "mountPath": "/tmp"}],
-        }],
-        "volumes": [
-            {"name": "backups", "persistentVolumeClaim": {"claimName": spec.backup.claim}},
-            {"name": "tmp", "emptyDir": {}},
-        ],
-    }
+    return operator_pod(instance, spec, image, Container(
+        name=container, args=args, claim=spec.backup.claim, mount_path=STORAGE,
+        read_only=read_only, env=[{"name": "SMARTID_BACKUP_DIR", "value": STORAGE}],
+        requests={"cpu": "100m", "memory": "128Mi"}, memory_limit="1Gi",
+        termination_message=True),
+        restartPolicy="Never")  # a retry is a new pod: each attempt's message is kept
 
 
 def backup_cronjob(instance: str, namespace: str, spec: DatabaseSpec,

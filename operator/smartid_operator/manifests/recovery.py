@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartid_operator.manifests import child_name, labels
+from smartid_operator.manifests.pods import Container, operator_pod
 from smartid_operator.spec import DatabaseSpec
 
 STORAGE = "/recordings"
@@ -40,39 +41,12 @@ def recovery_agent(instance: str, namespace: str, spec: DatabaseSpec,
             "template": {
                 "metadata": {"labels": selector, "annotations": {
                     "prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT)}},
-                "spec": {
-                    "automountServiceAccountToken": False,  # no Kubernetes API needed
-                    "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
-                                        "runAsGroup": 65532, "fsGroup": 65532,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "agent",
-                        "image": image,
-                        "args": ["recovery", "agent", f"--storage={STORAGE}",
-                                 f"--metrics-port={METRICS_PORT}"],
-                        "env": [{"name": "SMARTID_MONGO_URI", "valueFrom": {"secretKeyRef": {
-                            "name": spec.mongo.uri_secret.name,
-                            "key": spec.mongo.uri_secret.key}}}],
-                        # Database, batch size and scan interval: a spec change reaches the
-                        # agent through the ConfigMap's content hash below.
-                        "envFrom": [{"configMapRef": {"name": child_name(instance,
-                                                                         "settings")}}],
-                        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
-                        "resources": {"requests": {"cpu": "20m", "memory": "64Mi"},
-                                      "limits": {"memory": "256Mi"}},
-                        "securityContext": {"allowPrivilegeEscalation": False,
-                                            "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}},
-                        "volumeMounts": [{"name": "recordings", "mountPath": STORAGE},
-                                         {"name": "tmp", "mountPath": "/tmp"}],
-                    }],
-                    "volumes": [
-                        {"name": "recordings",
-                         "persistentVolumeClaim": {"claimName": spec.recovery.claim}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
+                "spec": operator_pod(instance, spec, image, Container(
+                    name="agent", claim=spec.recovery.claim, mount_path=STORAGE,
+                    args=["recovery", "agent", f"--storage={STORAGE}",
+                          f"--metrics-port={METRICS_PORT}"],
+                    ports=[{"name": "metrics", "containerPort": METRICS_PORT}],
+                    requests={"cpu": "20m", "memory": "64Mi"})),
             },
         },
     }
