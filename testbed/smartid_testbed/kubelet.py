@@ -693,15 +693,14 @@ class _PodWorker:
         if not mounts:
             return argv, Path(working_dir) if working_dir else None
         if self.kubelet.volume_mode == "namespace":
-            for mount in mounts:
-                if _under(sys.prefix, mount.target) or _under(os.getcwd(), mount.target):
-                    self._event("Warning", "Failed", (
-                        f"mountPath {mount.target} hides {sys.prefix} or {os.getcwd()} from "
-                        f"the pod: the test bed runs the pod's command from there"))
             root = self._pod_dir() / "root"
             root.mkdir(parents=True, exist_ok=True)
+            # What stands in for the image's root filesystem stays visible under any volume.
+            image = sorted({sys.prefix, sys.base_prefix, str(binaries.repo_root()),
+                            os.getcwd()})
             plan = {"root": str(root), "cwd": working_dir or os.getcwd(), "argv": argv,
-                    "mounts": [[str(m.source), m.target, m.read_only] for m in mounts]}
+                    "mounts": [[str(m.source), m.target, m.read_only] for m in mounts],
+                    "image": image}
             return [sys.executable, "-I", mountns.__file__, json.dumps(plan)], None
         argv, new_env, working_dir = podspec.rewrite_for_mounts(argv, env, mounts, working_dir)
         env.clear()

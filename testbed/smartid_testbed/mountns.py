@@ -18,6 +18,9 @@ How the view is built (all of it inside the new namespace; the host sees none of
    namespace; writes anywhere else reach the host's files.
 4. Each volume is bind-mounted at its mountPath (read-only if asked); paths are resolved inside
    the new root, symlinks included (``/var/run`` -> ``/run``), as a container runtime does.
+   Then the "image" (the interpreter, the venv and the project, which stand in for the image's
+   root filesystem) is bound back wherever a volume hid it, e.g. an emptyDir on ``/tmp``
+   while the project is checked out under ``/tmp``.
 5. ``chroot`` into the new root, ``chdir`` to the working directory, ``exec``.
 
 Exit code 128 and a message on stderr (the pod's log) mean the mounts could not be set up, as a
@@ -186,6 +189,16 @@ def enter(plan: dict[str, Any]) -> NewRoot:
     # Parents before children, as container runtimes order them.
     for source, target, read_only in sorted(plan["mounts"], key=lambda m: _depth(m[1])):
         new_root.bind(source, target, bool(read_only))
+    # The image's own files (the interpreter, the venv, the project's sources) are the
+    # container's root filesystem: a volume mounted over their parent (an emptyDir on /tmp
+    # while the project lives under /tmp) must not hide them, as it would not in an image.
+    shown: list[str] = []
+    for path in sorted(plan.get("image", []), key=_depth):
+        if any(_under(path, done) for done in shown) or not os.path.isdir(path):
+            continue
+        if new_root._owner(new_root.resolve(path))[1] != "host":
+            new_root.bind(path, path, False)
+            shown.append(path)
     return new_root
 
 

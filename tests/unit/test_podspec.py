@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,34 @@ def test_termination_message_as_a_kubelet_reports_it(container: dict[str, Any], 
     assert podspec.termination_message(container, written, log, code) == message
     assert podspec.termination_path(container) == "/dev/termination-log"
     assert podspec.termination_path({"terminationMessagePath": "/x/msg"}) == "/x/msg"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root here")
+def test_a_volume_over_the_image_files_parent_does_not_hide_them(tmp_path: Path) -> None:
+    """The project checked out under /tmp while the pod mounts an emptyDir on /tmp (as CI may
+    do): the image's files stay visible at their own paths inside the pod."""
+    import json
+    import subprocess
+    import sys
+
+    from smartid_testbed import mountns
+
+    project = tmp_path / "checkout" / "project"
+    project.mkdir(parents=True)
+    (project / "code.py").write_text("print('image file')")
+    volume, root = tmp_path / "emptydir", tmp_path / "root"
+    volume.mkdir()
+    root.mkdir()
+    hidden_parent = str(tmp_path / "checkout")  # the mountPath hides the project's parent
+    plan = {"root": str(root), "cwd": "/", "mounts": [[str(volume), hidden_parent, False]],
+            "argv": ["/bin/sh", "-c", f"cat {project}/code.py; ls {hidden_parent}"]}
+    bare = subprocess.run([sys.executable, "-I", mountns.__file__, json.dumps(plan)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    if bare.returncode == mountns.START_ERROR and "unavailable" in bare.stderr:
+        pytest.skip("no mount namespaces on this machine")
+    assert "image file" not in bare.stdout  # hidden by the volume, as a mount would
+    shown = subprocess.run([sys.executable, "-I", mountns.__file__,
+                            json.dumps({**plan, "image": [str(project)]})],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert "image file" in shown.stdout
