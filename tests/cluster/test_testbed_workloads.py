@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.kubelet import NODE_NAME, VOLUMES_ENV
 from smartid_testbed.testbed import TestBed
@@ -281,7 +283,12 @@ def test_pod_with_empty_dir_on_tmp_still_acts_as_its_service_account(
     # The operator's own Deployment mounts an emptyDir at /tmp, where the test bed keeps the
     # pod's kubeconfig on the host: the pod must still reach the API server as itself.
     batch = client.BatchV1Api(api_client)
-    fresh_tmp = "os.listdir('/tmp') == []" if testbed.volume_mode == "namespace" else "True"
+    # Fresh: nothing of the host's /tmp, but where the project itself lives under /tmp (a CI
+    # checkout), its files, which stand in for the image's, are bound back at their paths.
+    image = {Path(p).relative_to("/tmp").parts[0] for p in (sys.prefix, str(binaries.repo_root()))
+             if p.startswith("/tmp/")}
+    fresh_tmp = (f"set(os.listdir('/tmp')) <= {image!r}" if testbed.volume_mode == "namespace"
+                 else "True")
     program = f"""
         import os, sys
         from kubernetes import client, config
