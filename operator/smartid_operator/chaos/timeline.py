@@ -120,11 +120,15 @@ def render(timeline: Timeline) -> bytes:
                        label=f"written by the test ({timeline.total_written})")
     top_y = max(timeline.total_written, 1)
     marked = sorted((rel[k], label) for k, label in MARK_LABELS.items() if k in rel)
+    span = max(end - start, 1e-9)
     for i, (at, label) in enumerate(marked):
-        # Three label heights in turn, so moments a second apart stay readable.
+        # Three label heights in turn, so moments a second apart stay readable; labels near
+        # an edge grow inwards, never over the axis.
+        where = (at - start) / span
+        align = "left" if where < 0.15 else "right" if where > 0.85 else "center"
         bottom.axvline(at, color="#5f6368", ls="--", lw=0.8)
         bottom.annotate(f"{label} {at:.1f} s", (at, top_y * (1.04 + 0.09 * (i % 3))),
-                        fontsize=8, ha="center", va="bottom", color="#202124",
+                        fontsize=8, ha=align, va="bottom", color="#202124",
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none",
                               "alpha": 0.85})
     bottom.set_ylim(0, top_y * 1.35)
