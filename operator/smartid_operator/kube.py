@@ -51,6 +51,16 @@ def _message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
+def _read_or_none(call: Callable[..., Any], *args: Any) -> Any:
+    """One GET: the object, None when it does not exist, ``KubeError`` for anything else."""
+    try:
+        return call(*args, _request_timeout=TIMEOUT)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _error(exc) from None
+
+
 class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
@@ -89,14 +99,7 @@ class Kube:
         read: Callable[..., Any] = (
             self.apps.read_namespaced_stateful_set if ref.kind == "StatefulSet"
             else self.apps.read_namespaced_deployment)
-        try:
-            obj = read(ref.name, namespace, _request_timeout=TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _error(exc) from None
-        result: Manifest = self.api_client.sanitize_for_serialization(obj)
-        return result
+        return self._plain(_read_or_none(read, ref.name, namespace))
 
     def apply(self, manifest: Mapping[str, Any]) -> Manifest:
         """Server-side apply under the operator's field manager: one request creates or
@@ -158,14 +161,9 @@ class Kube:
             raise _error(exc) from None
 
     def custom_object(self, plural: str, namespace: str, name: str) -> Manifest | None:
-        try:
-            obj: Any = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, _request_timeout=TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _error(exc) from None
-        return dict(obj)
+        obj = _read_or_none(self.custom.get_namespaced_custom_object, GROUP, VERSION,
+                            namespace, plural, name)
+        return None if obj is None else dict(obj)
 
     def create_custom(self, plural: str, namespace: str, body: Mapping[str, Any]) -> Manifest:
         try:
@@ -203,13 +201,8 @@ class Kube:
 
     def replicas(self, namespace: str, ref: WorkloadRef) -> int | None:
         """``spec.replicas`` from the workload's scale subresource; None if it does not exist."""
-        try:
-            obj = self._scale_call(ref, "read")(ref.name, namespace, _request_timeout=TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _error(exc) from None
-        return int(obj.spec.replicas or 0)
+        obj = _read_or_none(self._scale_call(ref, "read"), ref.name, namespace)
+        return None if obj is None else int(obj.spec.replicas or 0)
 
     def scale(self, namespace: str, ref: WorkloadRef, replicas: int) -> None:
         """Set replicas through the scale subresource (the only write to the workload's spec)."""
@@ -247,22 +240,16 @@ class Kube:
         return result
 
     def job(self, namespace: str, name: str) -> Manifest | None:
-        try:
-            obj = self.batch.read_namespaced_job(name, namespace, _request_timeout=TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _error(exc) from None
-        result: Manifest = self.api_client.sanitize_for_serialization(obj)
-        return result
+        return self._plain(_read_or_none(self.batch.read_namespaced_job, name, namespace))
 
     def config_map(self, namespace: str, name: str) -> Manifest | None:
-        try:
-            obj = self.core.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _error(exc) from None
+        return self._plain(_read_or_none(self.core.read_namespaced_config_map, name,
+                                         namespace))
+
+    def _plain(self, obj: Any) -> Manifest | None:
+        """A client model as the plain dict the rest of the operator works with."""
+        if obj is None:
+            return None
         result: Manifest = self.api_client.sanitize_for_serialization(obj)
         return result
 

@@ -65,7 +65,8 @@ class Children:
         return entry is None or entry[0] != _digest(manifest)
 
     def needs_delete(self, kind: str, name: str) -> bool:
-        return self.applied.get((kind, name), ("",))[0] != ABSENT
+        entry = self.applied.get((kind, name))
+        return entry is None or entry[0] != ABSENT
 
     def record_absent(self, kind: str, name: str) -> None:
         self.applied[(kind, name)] = (ABSENT, "", "")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +66,11 @@ class Worker:
     service_observations: dict[str, Observation] = field(default_factory=dict)
     # The backup Jobs as their watch events told (shared with the registry, which feeds it).
     backups: BackupMemory = field(default_factory=BackupMemory)
+
+    def workload(self) -> WorkloadKey:
+        """The Mongo workload the spec names (read from the latest body, never cached)."""
+        ref = (self.body.get("spec") or {}).get("mongo", {}).get("workload") or {}
+        return WorkloadKey(self.key[0], ref.get("kind", "StatefulSet"), ref.get("name", ""))
 
     def report(self, section: str, value: Mapping[str, Any],
                observation: Observation | None = None) -> None:
@@ -171,7 +177,6 @@ class Registry:
         self.hooks = hooks
         self.interval = interval
         self.workers: dict[Key, Worker] = {}
-        self.workloads: dict[Key, WorkloadKey] = {}
         # Kept here, not in the workers: a Job's event may come before its database's.
         self.backups: dict[Key, BackupMemory] = {}
 
@@ -206,9 +211,6 @@ class Registry:
             worker.body = snapshot
             if changed:  # the spec changed; our own status writes do not wake us
                 worker.poke()
-        workload = (snapshot.get("spec") or {}).get("mongo", {}).get("workload") or {}
-        self.workloads[key] = WorkloadKey(key[0], workload.get("kind", "StatefulSet"),
-                                          workload.get("name", ""))
 
     async def forget(self, key: Key, worker: Worker | None = None) -> None:
         """The database is gone: stop its worker and drop what is kept for it. With
@@ -217,7 +219,6 @@ class Registry:
             await _stop(worker)
             return
         worker = self.workers.pop(key, None)
-        self.workloads.pop(key, None)
         if worker is not None:
             await _stop(worker)
         await self.context.pool.forget(f"{key[0]}/{key[1]}")
@@ -243,9 +244,9 @@ class Registry:
         # SIGTERM once it sees the deletion too): look again shortly, not at the next tick.
         later = TERMINATING_RECHECKS if body["metadata"].get("deletionTimestamp") else ()
         woken = 0
-        for key, workload in self.workloads.items():
-            if workload == owner and key in self.workers:
-                self.workers[key].poke(*later)
+        for worker in self.workers.values():
+            if worker.workload() == owner:
+                worker.poke(*later)
                 woken += 1
         return woken
 
@@ -330,6 +331,4 @@ def _last_recovery(status: Mapping[str, Any]) -> dict[str, Any]:
 
 def _plain(body: Mapping[str, Any]) -> Body:
     """A plain, detached copy (Kopf's bodies are live views)."""
-    import copy
-
-    return copy.deepcopy({k: v for k, v in dict(body).items()})
+    return copy.deepcopy(dict(body))

@@ -116,8 +116,10 @@ def test_writes_during_an_outage_are_indexed_exactly_once_without_a_manual_step(
         last = obj["status"]["recovery"]["lastRecovery"]
         assert last["indexed"] >= 51 and obj["status"]["recovery"]["pending"] == 0
         before = (db.recordings.count_documents({}), db.recording_segments.count_documents({}))
-        # A further pass (the agent's safety pass) changes nothing.
-        time.sleep(6)
+        # A further pass (the agent's next safety pass, seen by its report) changes nothing.
+        last_pass = db.smartid_recovery.find_one({"_id": "agent"})["updated_at"]
+        wait_for(lambda: db.smartid_recovery.find_one({"_id": "agent"})["updated_at"]
+                 > last_pass, timeout=30, what="the agent's next pass")
         assert (db.recordings.count_documents({}),
                 db.recording_segments.count_documents({})) == before
     events = [e.reason for e in core.list_namespaced_event(namespace).items
