@@ -1,7 +1,8 @@
 """The Argo CD manifests against a real API server that knows Argo CD's own CRDs.
 
 Argo CD's Application and AppProject CRDs and its stock argocd-cm come from
-``../shared/fixtures/argocd-3.6.0`` (Argo CD 3.6.0, unmodified); ``SMARTID_ARGOCD_FIXTURES``
+``tests/fixtures/argocd-3.6.0`` (Argo CD 3.6.0, unmodified, vendored with its Apache-2.0
+LICENSE); ``SMARTID_ARGOCD_FIXTURES``
 points at another Argo CD's (a folder with application-crd.yaml, appproject-crd.yaml and
 argocd-cm.yaml, e.g. from ``kubectl get crd applications.argoproj.io -o yaml``).
 """
@@ -34,7 +35,7 @@ MANIFESTS = sorted([ARGOCD / "smartid.yaml", *(ARGOCD / "apps").glob("*.yaml")])
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get(FIXTURES_ENV) or ROOT.parent / "shared/fixtures/argocd-3.6.0")
+    return Path(os.environ.get(FIXTURES_ENV) or ROOT / "tests/fixtures/argocd-3.6.0")
 
 
 @pytest.fixture(scope="module")
