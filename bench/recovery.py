@@ -6,10 +6,19 @@
 * recovery: the agent running, the server process stopped, the writer storing 50 recordings
   and 1,000 segments, the server restarted: seconds from its first answer to ``ping`` (watched
   by a thread of our own) until every one of those ids is in Mongo;
-* pass cost: a normal pass after 50 new recordings, with 1,000 and with 100,000 recordings
-  already indexed (history laid out 1,000 per minute partition, older than the pass's window).
+* pass cost: a changes pass (the agent's, with its memory of the tree) after 50 new
+  recordings, with 1,000 and with 100,000 recordings already indexed (1,000 per directory);
+* spread: the agent running over a tree of 100,000 recordings in 1,000 directories (tenant /
+  day / camera), the server stopped, one recording written into each of the 1,000 directories,
+  the server restarted: seconds from its first answer to ``ping`` until all 1,000 are in Mongo;
+  and the idle cost of change detection on that tree (walks a second, ``stat`` calls a second,
+  CPU seconds a second of the agent, measured over 10 s with nothing changing);
+* full pass at 1,000,000 recordings: ``smartid-operator reindex`` as its own process, once to
+  index them all and once to compare them all with the index; its peak RSS and seconds per
+  100,000.
 
     python bench/recovery.py [--uri mongodb://...] [--segments 10000] [--large 100000]
+                             [--spread 100000] [--million 1000000]
 
 Without --uri it starts the test bed's server (FerretDB v1.24.2 on SQLite) in a temp dir; with
 --uri the recovery measurement is skipped (it must stop and restart the server itself).
@@ -23,6 +32,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,7 +52,8 @@ from smartid_testbed.mongo_server import MongoServer, answers_ping
 
 Client = pymongo.MongoClient[dict[str, Any]]
 TARGETS = {"vs_insert_one": 7.0, "vs_insert_many": 0.6, "recovery_seconds": 2.0,
-           "pass_cost_ratio": 2.0}
+           "pass_cost_ratio": 2.0, "spread_recovery_seconds": 2.0,
+           "full_pass_peak_rss_mb": 100.0}
 
 
 def fresh(mc: Client, name: str) -> Any:
@@ -158,19 +169,27 @@ def recovery(server: MongoServer, mc: Client, work: Path, run: int) -> dict[str,
             "agent_reported": document.get("last_recovery")}
 
 
-def history(storage: Path, count: int, newest: datetime.datetime) -> None:
-    """``count`` recordings by plain file writes, 1,000 per minute partition, the newest
-    partition at ``newest``; setup only, so without fsync."""
+def history(storage: Path, count: int, newest: datetime.datetime, per_dir: int = 1000,
+            layout: str = "minute") -> list[Path]:
+    """``count`` recordings by plain file writes, ``per_dir`` per directory: minute
+    partitions ending at ``newest``, or tenant/day/camera directories; setup only, so
+    without fsync. Returns the directories."""
+    directories: list[Path] = []
     for i in range(count):
-        part = contract.partition(newest - datetime.timedelta(minutes=i // 1000))
-        directory = storage / "recordings" / part
-        if i % 1000 == 0:
+        if i % per_dir == 0:
+            d = i // per_dir
+            part = (contract.partition(newest - datetime.timedelta(minutes=d))
+                    if layout == "minute" else f"tenant-{d % 10}/2025{d // 300 % 12 + 1:02d}"
+                                               f"{d // 10 % 28 + 1:02d}/cam-{d % 30}")
+            directory = storage / "recordings" / part
             directory.mkdir(parents=True, exist_ok=True)
+            directories.append(directory)
         rid = f"h{i:07d}"
-        (directory / f"{rid}.dat").write_bytes(b"x" * 64)
+        (directory / f"{rid}.dat").write_bytes(b"")
         (directory / f"{rid}.json").write_text(json.dumps(
             {"recording_id": rid, "tenant_id": f"t{i % 7}",
-             "recorded_at": "2025-10-20T12:00:00Z", "size_bytes": 64}))
+             "recorded_at": "2025-10-20T12:00:00Z", "size_bytes": 0}))
+    return directories
 
 
 def pass_cost(mc: Client, work: Path, indexed: int, rounds: int) -> dict[str, Any]:
@@ -180,23 +199,123 @@ def pass_cost(mc: Client, work: Path, indexed: int, rounds: int) -> dict[str, An
     # History ends 10 minutes ago: a normal pass's window (checkpoint less 120 s grace)
     # holds only what arrived since, which is what the watermark is for.
     history(storage, indexed, contract.utcnow() - datetime.timedelta(minutes=10))
-    full = Reindexer(storage).run(db, trigger="bench")  # no checkpoint yet: a full pass
+    reindexer = Reindexer(storage)  # the agent's: it remembers the tree between passes
+    full = reindexer.run(db, trigger="bench")  # a new process: a full pass
     assert full.ok and full.kind == "full" and full.recordings_indexed == indexed
     times: list[float] = []
     for r in range(rounds):
         with RecordingWriter(storage) as writer:
             for i in range(50):
                 writer.store_recording(b"new", tenant_id="t1", recording_id=f"n{r}-{i}")
-        report = Reindexer(storage).run(db, trigger="bench")  # a fresh process: no memory
-        assert report.ok and report.recordings_indexed == 50, report.summary()
+        report = reindexer.run(db, trigger="bench")
+        assert report.ok and report.kind == "changes" and report.recordings_indexed == 50, \
+            report.summary()
         times.append(report.duration_seconds)
     result = {"already_indexed": indexed, "new_recordings": 50,
-              "normal_pass_seconds": [round(t, 4) for t in times],
+              "changes_pass_seconds": [round(t, 4) for t in times],
               "median_seconds": round(statistics.median(times), 4),
               "initial_full_pass_seconds": round(full.duration_seconds, 2),
-              "partitions_on_storage": (indexed + 999) // 1000}
+              "directories_on_storage": report.directories}
     mc.drop_database(name)
     return result
+
+
+def spread(server: MongoServer, mc: Client, work: Path, count: int,
+           idle_seconds: float) -> dict[str, Any]:
+    """Writes into 1,000 directories of a large tree during an outage; the idle cost."""
+    name = "bench_spread"
+    db = fresh(mc, name)
+    storage = work / name
+    directories = history(storage, count, contract.utcnow(), per_dir=count // 1000,
+                          layout="tenant")
+    agent = Agent(AgentConfig(storage=storage, uri=server.uri, database=name))
+    stop = threading.Event()
+    loop = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    loop.start()
+    while agent.passes < 1:  # the startup full pass indexes the history
+        time.sleep(0.05)
+    initial = agent.last_report
+    # Idle: nothing changes; what does watching cost?
+    time.sleep(2 * agent.config.watch_interval)
+    walks_before, passes_before = agent.walks, agent.passes
+    cpu_before, clock = time.process_time(), time.monotonic()
+    time.sleep(idle_seconds)  # this thread sleeps: the process's CPU is the agent's
+    cpu = time.process_time() - cpu_before
+    elapsed = time.monotonic() - clock
+    walks = agent.walks - walks_before
+    idle = {"seconds": round(elapsed, 2), "walks_per_second": round(walks / elapsed, 2),
+            "directories_per_walk": agent.reindexer.walk_directories,
+            "stat_calls_per_second": round(walks * agent.reindexer.walk_directories / elapsed),
+            "cpu_seconds_per_second": round(cpu / elapsed, 4),
+            "passes": agent.passes - passes_before}
+    server.stop()
+    rids = []
+    for i, directory in enumerate(directories):
+        rid = f"outage-{i:04d}"
+        rids.append(rid)
+        for suffix, body in ((".dat", b""), (".json", json.dumps(
+                {"recording_id": rid, "tenant_id": "t1",
+                 "recorded_at": "2025-10-20T12:00:00Z"}).encode())):
+            (directory / f".{rid}{suffix}").write_bytes(body)
+            os.rename(directory / f".{rid}{suffix}", directory / f"{rid}{suffix}")
+    time.sleep(1.0)  # the agent walks during the outage too
+    seen: list[float] = []
+    watch_stop = threading.Event()
+    watcher = threading.Thread(target=first_ping, args=(server.host, server.port, seen,
+                                                        watch_stop))
+    watcher.start()
+    server.start()
+    watcher.join(timeout=30)
+    while db.recordings.count_documents({"_id": {"$regex": "^outage-"}}) < len(rids):
+        time.sleep(0.01)
+    done = time.monotonic()
+    stop.set()
+    loop.join(timeout=30)
+    mc.drop_database(name)
+    shutil.rmtree(storage)
+    return {"recordings_on_storage": count, "directories": len(directories),
+            "written_during_outage": len(rids), "seconds": round(done - seen[0], 3),
+            "startup_full_pass_seconds": round(initial.duration_seconds, 2) if initial else None,
+            "idle": idle}
+
+
+def full_pass(uri: str, work: Path, count: int) -> dict[str, Any]:
+    """``smartid-operator reindex`` (a full pass) over ``count`` recordings, as a process of
+    its own: indexing them all, then comparing them all; peak RSS of each."""
+    name = "bench_full"
+    with Client(uri) as mc:
+        fresh(mc, name)
+    storage = work / name
+    made = time.monotonic()
+    history(storage, count, contract.utcnow(), per_dir=1000)
+    made = time.monotonic() - made
+    runs = []
+    for what in ("index_all", "compare_all"):
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c",
+             "import resource, sys\n"
+             "from smartid_operator.cli import main\n"
+             "code = main(sys.argv[1:])\n"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+             "sys.exit(code)",
+             "reindex", "--storage", str(storage), "--uri", uri, "--database", name,
+             "--batch-size", "1000", "--json"],
+            capture_output=True, text=True, timeout=3600)
+        seconds = time.monotonic() - started
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout)
+        rss_kb = int(done.stderr.strip().splitlines()[-1])
+        runs.append({"run": what, "seconds": round(seconds, 1),
+                     "seconds_per_100k": round(seconds / count * 100_000, 2),
+                     "peak_rss_mb": round(rss_kb / 1024, 1),
+                     "indexed": report["indexed"]["recordings"],
+                     "already_indexed": report["already_indexed"]["recordings"]})
+    with Client(uri) as mc:
+        mc.drop_database(name)
+    shutil.rmtree(storage)
+    return {"recordings": count, "directories": count // 1000,
+            "setup_seconds": round(made, 1), "runs": runs}
 
 
 def main() -> int:
@@ -209,6 +328,11 @@ def main() -> int:
     parser.add_argument("--throughput-rounds", type=int, default=3)
     parser.add_argument("--recovery-runs", type=int, default=3)
     parser.add_argument("--cost-rounds", type=int, default=5)
+    parser.add_argument("--spread", type=int, default=100_000,
+                        help="recordings on storage for the spread and idle measurements")
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--million", type=int, default=1_000_000,
+                        help="recordings for the full-pass measurement (0 skips it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -229,6 +353,7 @@ def main() -> int:
                     runs = [recovery(server, mc, work, r) for r in range(args.recovery_runs)]
                     result["recovery"] = {"runs": runs,
                                           "max_seconds": max(r["seconds"] for r in runs)}
+                    result["spread"] = spread(server, mc, work, args.spread, args.idle_seconds)
                 else:
                     result["recovery"] = "skipped: needs a server the bench can stop (no --uri)"
                 small = pass_cost(mc, work, args.small, args.cost_rounds)
@@ -236,6 +361,8 @@ def main() -> int:
                 result["pass_cost"] = {
                     "small": small, "large": large,
                     "ratio": round(large["median_seconds"] / small["median_seconds"], 2)}
+            if args.million:
+                result["full_pass"] = full_pass(uri, work, args.million)
         finally:
             if server is not None:
                 server.stop()
@@ -245,6 +372,11 @@ def main() -> int:
            "pass_cost_ratio": c["ratio"] <= TARGETS["pass_cost_ratio"]}
     if isinstance(result["recovery"], dict):
         met["recovery_seconds"] = result["recovery"]["max_seconds"] <= TARGETS["recovery_seconds"]
+        met["spread_recovery_seconds"] = \
+            result["spread"]["seconds"] <= TARGETS["spread_recovery_seconds"]
+    if "full_pass" in result:
+        met["full_pass_peak_rss_mb"] = max(r["peak_rss_mb"] for r in result["full_pass"]["runs"]) \
+            <= TARGETS["full_pass_peak_rss_mb"]
     result["targets"] = TARGETS
     result["met"] = met
     print(json.dumps(result, indent=2, default=str))

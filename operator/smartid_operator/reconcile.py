@@ -138,10 +138,12 @@ def desired_children(name: str, namespace: str, spec: DatabaseSpec,
 async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str, Any],
                     children: Children, *, adopt: Callable[[Manifest], None],
                     extra: list[Observation] | None = None, now: str | None = None,
-                    backups: BackupMemory | None = None) -> Result:
+                    backups: BackupMemory | None = None,
+                    agent_pod: str | None = None) -> Result:
     """One pass. ``current`` is the status as this worker last wrote it; ``extra`` are
     conditions other services observed (not required for Ready); ``backups`` what the watch
-    events told of the backup Jobs."""
+    events told of the backup Jobs; ``agent_pod`` why the recovery agent's pod cannot be
+    scheduled, if it cannot."""
     now = now or utcnow()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -182,10 +184,10 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
         if spec.recovery.enabled:
             required = (*cond.REQUIRED, recovery.RECOVERED)
             view = await _recovery(handle if reach.ok else None, name, spec, old_conditions,
-                                   current.get("recovery") or {})
+                                   current.get("recovery") or {}, agent_pod)
             observations.append(view.observation)
             recovery_status = view.section
-            recheck = None if view.settled else 1.0
+            recheck = None if view.settled else 0.5
         else:  # a capability switched off leaves no condition behind
             old_conditions = [c for c in old_conditions if c.get("type") != recovery.RECOVERED]
         if spec.backup.enabled:
@@ -227,7 +229,8 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
 
 async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
                     old_conditions: list[dict[str, Any]],
-                    previous: Mapping[str, Any]) -> recovery.RecoveryView:
+                    previous: Mapping[str, Any],
+                    agent_pod: str | None) -> recovery.RecoveryView:
     now = datetime.datetime.now(datetime.UTC)
     report = None
     if handle is not None:
@@ -245,7 +248,8 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
     return recovery.observe(report, agent=agent_name(name), reachable=handle is not None,
                             reachable_since=since, now=now,
                             scan_interval=spec.recovery.scan_interval_seconds,
-                            previous=previous)
+                            previous=previous, unschedulable=recovery.claim_problem(
+                                agent_pod, spec.recovery.claim or ""))
 
 
 async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,

@@ -26,7 +26,7 @@ REQUIRED: tuple[str, ...] = (MONGO_REACHABLE, RESOURCES_READY, SCHEMA_READY)
 # Failed, no retry of its own (the periodic check notices the fix).
 CONFIG_ERRORS = frozenset({"InvalidSpec", "SecretNotFound", "SecretKeyMissing", "InvalidURI",
                            "WorkloadNotFound", "ChecksumMismatch", "UnknownVersion",
-                           "MigrationConflict"})
+                           "MigrationConflict", "ClaimNotFound", "ClaimNotBound"})
 
 Condition = dict[str, Any]
 

@@ -66,6 +66,9 @@ class Worker:
     service_observations: dict[str, Observation] = field(default_factory=dict)
     # The backup Jobs as their watch events told (shared with the registry, which feeds it).
     backups: BackupMemory = field(default_factory=BackupMemory)
+    # Why the recovery agent's pod cannot be scheduled (the scheduler's words), from its
+    # watch events: a missing claim shows within a second, not as a silent agent.
+    agent_unschedulable: str | None = None
 
     def workload(self) -> WorkloadKey:
         """The Mongo workload the spec names (read from the latest body, never cached)."""
@@ -113,7 +116,7 @@ class Worker:
         result = await reconcile(self.context, body, self.status, self.children,
                                  adopt=lambda child: self.hooks.adopt(child, body),
                                  extra=list(self.service_observations.values()),
-                                 backups=self.backups)
+                                 backups=self.backups, agent_pod=self.agent_unschedulable)
         result.status.update(self.sections)
         await self._publish(body, result)
         backup_metrics.observe(*self.key, result.status)
@@ -125,8 +128,11 @@ class Worker:
             return min(self.interval, self._backoff())
         self.failures = 0
         if result.recheck_after is not None:  # settling (recovery under way): look again
+            # At the asked pace for a while (a report is followed within a second), then
+            # slower, so a database that never settles costs little.
             self.rechecks += 1
-            return min(self.interval, result.recheck_after * float(2 ** min(self.rechecks - 1, 4)))
+            growth = min(max(self.rechecks - FAST_RECHECKS, 0), 4)
+            return min(self.interval, result.recheck_after * float(2 ** growth))
         self.rechecks = 0
         return self.interval
 
@@ -235,8 +241,10 @@ class Registry:
     # -- what wakes them -------------------------------------------------------------------------
 
     def pod_changed(self, body: Mapping[str, Any]) -> int:
-        """A pod event: wake the databases whose Mongo workload owns the pod. Returns how
-        many were woken."""
+        """A pod event: wake the databases whose Mongo workload owns the pod, or whose
+        recovery agent it is. Returns how many were woken."""
+        if self._agent_pod_changed(body):
+            return 1
         owner = pod_workload(body)
         if owner is None:
             return 0
@@ -249,6 +257,25 @@ class Registry:
                 worker.poke(*later)
                 woken += 1
         return woken
+
+    def _agent_pod_changed(self, body: Mapping[str, Any]) -> bool:
+        meta = body["metadata"]
+        labels = meta.get("labels") or {}
+        if labels.get(COMPONENT_LABEL) != RECOVERY_COMPONENT:
+            return False
+        worker = self.workers.get((meta["namespace"], labels.get(INSTANCE_LABEL, "")))
+        if worker is None:
+            return False
+        conditions = (body.get("status") or {}).get("conditions") or []
+        scheduled: Mapping[str, Any] = next(
+            (c for c in conditions if c.get("type") == "PodScheduled"), {})
+        problem = None
+        if scheduled.get("status") == "False" and not meta.get("deletionTimestamp"):
+            problem = str(scheduled.get("message") or scheduled.get("reason") or "Pending")
+        if problem != worker.agent_unschedulable:
+            worker.agent_unschedulable = problem
+            worker.poke()
+        return True
 
     def child_changed(self, event: str | None, body: Mapping[str, Any]) -> bool:
         """A watch event of a child the operator owns: re-apply it if it is not as written."""
@@ -300,6 +327,8 @@ class Registry:
 
 COMPONENT_LABEL, INSTANCE_LABEL = "app.kubernetes.io/component", "app.kubernetes.io/instance"
 BACKUP_COMPONENT = "backup"
+RECOVERY_COMPONENT = "recovery"
+FAST_RECHECKS = 60
 
 
 async def _stop(worker: Worker) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 import time
 from typing import Any
 
@@ -154,3 +155,185 @@ def test_switching_recovery_off_removes_the_agent_and_its_condition(
     assert condition(obj, "Recovered") is None and "recovery" not in obj["status"]
     assert obj["status"]["phase"] == "Ready"
     assert_no_exceptions(operator)
+
+
+# -- the seed's test, as written, and writes wherever the pipeline puts them ----------------------
+
+def outage(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str, mongo: str) -> str:
+    """Scale Mongo to 0 and confirm it refuses; returns the old pod's uid."""
+    old_pod = str(core.read_namespaced_pod("mongo-0", namespace).metadata.uid)
+    scale(apps, namespace, "mongo", 0)
+    with pymongo.MongoClient(mongo, serverSelectionTimeoutMS=500) as probe:
+        wait_for(lambda: not answers(probe), timeout=30, what="Mongo unreachable")
+    return old_pod
+
+
+def answers(probe: pymongo.MongoClient[dict[str, Any]]) -> bool:
+    try:
+        probe.admin.command("ping")
+    except pymongo.errors.PyMongoError:
+        return False
+    return True
+
+
+def restore(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str,
+            old_pod: str) -> float:
+    """Scale Mongo back; returns the monotonic time the new pod was Ready."""
+    scale(apps, namespace, "mongo", 1)
+    wait_for(lambda: (p := pod_ready(core, namespace, "mongo-0")) and p.metadata.uid != old_pod,
+             timeout=60, interval=0.05, what="the new mongo-0 Ready")
+    return time.monotonic()
+
+
+def seed_drop(folder: Any, recording_id: str) -> None:
+    """PZ-13687's drop: `<id>.dat` and a metadata file beside it, written in place (no
+    temporary name, no rename), data first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{recording_id}.dat").write_bytes(b"data acquisition output")
+    (folder / f"{recording_id}.json").write_text(json.dumps({
+        "recording_id": recording_id, "tenant_id": "focus",
+        "recorded_at": datetime.datetime.now(datetime.UTC).isoformat()}))
+
+
+def test_the_seeds_pz_13687_test_passes_as_written(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
+        mongo: str) -> None:
+    """shared/seeds/pz-13687: count, scale to 0, confirm the outage, drop
+    /data/recordings/<id>.dat and its metadata, scale to 1, wait 15 s, confirm Mongo, then
+    poll the count every 5 s for at most 60 s."""
+    apps = client.AppsV1Api(api_client)
+    recordings_claim(core, namespace)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
+        recovery={"enabled": True, "storage": {"persistentVolumeClaim": CLAIM}}))
+    wait_phase(custom, namespace, "Ready", timeout=90)
+    data = testbed.claim_path(namespace, CLAIM)  # the seed's /data
+    with pymongo.MongoClient(mongo) as mc:
+        initial_count = mc.smartid.recordings.count_documents({})
+    old_pod = outage(apps, core, namespace, mongo)
+    time.sleep(5)  # the seed's "give Kubernetes time to react"
+    test_recording_id = f"test_recording_{int(time.time())}"
+    seed_drop(data / "recordings", test_recording_id)
+    restore(apps, core, namespace, old_pod)
+    time.sleep(15)  # the seed's "give MongoDB time to fully start"
+    with pymongo.MongoClient(mongo, serverSelectionTimeoutMS=5000) as mc:
+        assert answers(mc), "MongoDB is not reachable after restoration"
+        max_wait_time, check_interval, elapsed_time = 60, 5, 0
+        recording_indexed = False
+        while elapsed_time < max_wait_time:
+            if mc.smartid.recordings.count_documents({}) > initial_count:
+                recording_indexed = True
+                break
+            time.sleep(check_interval)
+            elapsed_time += check_interval
+        assert recording_indexed, \
+            f"New recording was not indexed within {max_wait_time}s after MongoDB recovery"
+        assert mc.smartid.recordings.count_documents({}) == initial_count + 1
+        doc = mc.smartid.recordings.find_one({"_id": test_recording_id})
+        assert doc is not None and doc["storage_key"] == f"recordings/{test_recording_id}.dat"
+    assert_no_exceptions(operator)
+
+
+def test_writes_anywhere_are_indexed_and_recovered_claims_only_what_was_checked(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
+        mongo: str) -> None:
+    apps = client.AppsV1Api(api_client)
+    recordings_claim(core, namespace)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
+        recovery={"enabled": True, "storage": {"persistentVolumeClaim": CLAIM}}))
+    ready = wait_phase(custom, namespace, "Ready", timeout=90)
+    assert "compared every recording on storage" in condition(ready, "Recovered")["message"]
+    root = testbed.claim_path(namespace, CLAIM)
+    hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    places = {  # id -> its directory: flat (the seed's), by its own older time, by tenant
+        "flat_1": root / "recordings",
+        "own-time-1": root / "recordings" / f"{hour_ago:%Y%m%d}" / f"{hour_ago:%H%M}",
+        "tenant-deep-1": root / "recordings" / "tenant-x" / "2025" / "10" / "20" / "cam-1"}
+    for rid in ("own-time-1", "tenant-deep-1"):  # their directories exist before the outage
+        places[rid].mkdir(parents=True)
+
+    seen: list[tuple[float, str, str, set[str]]] = []
+    phases: list[tuple[float, str, str]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        """Recovered as a client sees it, and what Mongo holds right after each look."""
+        with pymongo.MongoClient(mongo, serverSelectionTimeoutMS=300) as mc:
+            while not stop.is_set():
+                obj = get_db(custom, namespace)
+                recovered = condition(obj, "Recovered") or {}
+                phases.append((time.monotonic(), obj["status"].get("phase"),
+                               str((condition(obj, "MongoReachable") or {}).get("status"))))
+                try:
+                    indexed = {str(d["_id"]) for d in mc.smartid.recordings.find(
+                        {"_id": {"$in": list(places)}}, {"_id": 1})}
+                except pymongo.errors.PyMongoError:
+                    indexed = set()
+                seen.append((time.monotonic(), str(recovered.get("status")),
+                             str(recovered.get("reason")), indexed))
+                stop.wait(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    old_pod = outage(apps, core, namespace, mongo)
+    watcher.start()
+    try:
+        wait_phase(custom, namespace, "Degraded", timeout=30)
+        for rid, folder in places.items():
+            drop_by_hand_into(folder, rid)
+        (root / "stray.dat").write_bytes(b"no rule puts a recording here")
+        back = restore(apps, core, namespace, old_pod)
+        with pymongo.MongoClient(mongo) as mc:
+            wait_for(lambda: mc.smartid.recordings.count_documents(
+                {"_id": {"$in": list(places)}}) == 3, timeout=30, interval=0.02,
+                what="the three recordings indexed")
+            indexed_after = time.monotonic() - back
+        obj = wait_for(lambda: (o := get_db(custom, namespace)) and o["status"]["phase"] == "Ready"
+                       and o, timeout=30, interval=0.05, what="Ready again")
+        ready_after = time.monotonic() - back
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    recovered = condition(obj, "Recovered")
+    assert recovered["status"] == "True" and recovered["reason"] == "UpToDateWithSkips", recovered
+    assert "stat'ed all" in recovered["message"] or "full pass" in recovered["message"]
+    skipped = obj["status"]["recovery"]["skipped"]
+    assert {"path": "stray.dat", "reason": "misplaced"} in skipped, skipped
+    # Never True while one of the three was on storage and not yet in Mongo.
+    dropped_at = next(t for t, status, _, _ in seen if status == "False")
+    for t, status, reason, indexed in seen:
+        if t > dropped_at and status == "True":
+            assert indexed == set(places), (reason, indexed)
+    print(f"indexed {indexed_after:.2f} s and Ready {ready_after:.2f} s after mongo-0 was Ready")
+    # The targets are 2 s and 1 s after the agent's report; margins for a loaded machine.
+    assert indexed_after < 5, indexed_after
+    timeline = sorted({(round(t - back, 1), p, m) for t, p, m in phases if t > back - 1})
+    assert ready_after < indexed_after + 3, (indexed_after, ready_after, timeline)
+    assert_no_exceptions(operator)
+
+
+def drop_by_hand_into(folder: Any, recording_id: str) -> None:
+    """As ``drop_by_hand``, into a directory of the pipeline's choosing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in ((f"{recording_id}.dat", b"audio"), (f"{recording_id}.json", json.dumps({
+            "recording_id": recording_id, "tenant_id": "tenant-x",
+            "recorded_at": "2025-10-20T10:00:00Z"}).encode())):
+        (folder / f".{name}.tmp").write_bytes(body)
+        (folder / f".{name}.tmp").rename(folder / name)
+
+
+def test_a_missing_recovery_claim_is_named_within_seconds(
+        operator: Operator, core: client.CoreV1Api, custom: client.CustomObjectsApi,
+        namespace: str, mongo: str) -> None:
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
+        recovery={"enabled": True, "storage": {"persistentVolumeClaim": "no-such-claim"}}))
+    created = time.monotonic()
+    obj = wait_for(lambda: (o := get_db(custom, namespace)) and
+                   (condition(o, "Recovered") or {}).get("reason") == "ClaimNotFound" and o,
+                   timeout=30, interval=0.1, what="Recovered naming the missing claim")
+    print(f"ClaimNotFound {time.monotonic() - created:.2f} s after the database was created")
+    assert time.monotonic() - created < 10  # 5 s is the target; a margin for this machine
+    assert "no-such-claim" in condition(obj, "Recovered")["message"]
+    assert obj["status"]["phase"] == "Failed"
+    create_claim(core, namespace, "no-such-claim")
+    wait_phase(custom, namespace, "Ready", timeout=90)

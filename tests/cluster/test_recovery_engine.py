@@ -74,9 +74,11 @@ def database(srv: MongoServer) -> tuple[pymongo.MongoClient[dict[str, Any]], Db]
 def plain_recording(storage: Path, rid: str, *, part: str | None = None,
                     data: bytes = b"plain bytes") -> Path:
     """A recording dropped by plain file writes that follow the README's contract, without
-    the writer library: stage, rename the data in, then the sidecar via a temporary name."""
-    part = part or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d/%H%M")
-    directory = storage / "recordings" / part
+    the writer library: stage, rename the data in, then the sidecar via a temporary name.
+    ``part`` is its directory under recordings/ ("" for the seed's flat layout)."""
+    if part is None:
+        part = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d/%H%M")
+    directory = storage / "recordings" / part if part else storage / "recordings"
     directory.mkdir(parents=True, exist_ok=True)
     for name, body in ((f"{rid}.dat", data), (f"{rid}.json", json.dumps({
             "recording_id": rid, "tenant_id": "plain-tenant",
@@ -269,7 +271,7 @@ def test_a_reindexer_sigkilled_mid_batch_loses_and_duplicates_nothing(
     done = subprocess.run(reindex_cmd(storage, server, "--batch-size", "50"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "normal pass: indexed" in done.stdout or "full pass: indexed" in done.stdout
+    assert "full pass: indexed" in done.stdout
     assert "indexed" in done.stderr  # the progress line
     assert_exactly_once(db, rids, sids)
     assert spool_names(storage) == []
@@ -293,6 +295,8 @@ def test_corrupt_input_is_skipped_reported_by_path_and_tracked_until_fixed(
     (directory / "half-1.json").write_bytes(b'{"recording_id": "half-1", "tena')
     plain_recording(storage, "nodata-1", part=part)
     (directory / "nodata-1.dat").unlink()
+    for name in ("half-1.json", "nodata-1.json"):  # past the seconds a writer may still take
+        os.utime(directory / name, (hour_ago, hour_ago))
     lines = [contract.dumps(contract.segment_record(good, Segment(i), None, contract.utcnow()))
              for i in range(6)]
     spool_file = storage / "spool" / "seg-by-hand.jsonl"
@@ -376,35 +380,79 @@ def test_two_overlapping_passes_index_everything_once_between_them(
     mc.close()
 
 
-# -- the checkpoint: normal passes read what is new; full passes repair drift --------------------
+# -- changes at any depth; full passes repair drift -----------------------------------------------
 
-def test_normal_passes_list_only_new_partitions_and_full_passes_repair_drift(
+def test_changes_passes_find_writes_at_any_depth_and_full_passes_repair_drift(
         server: MongoServer, storage: Path) -> None:
     mc, db = database(server)
     old = (contract.utcnow() - datetime.timedelta(hours=2)).strftime("%Y%m%d/%H%M")
     history = [f"old-{i}" for i in range(30)]
     for rid in history:
         plain_recording(storage, rid, part=old)
-    first = Reindexer(storage).run(db, trigger="test")  # no checkpoint yet: a full pass
-    assert first.kind == "full" and first.recordings_indexed == 30
+    for tenant in ("tenant-a", "tenant-b"):
+        plain_recording(storage, f"{tenant}-old", part=f"{tenant}/2025/10/20")
+    reindexer = Reindexer(storage)
+    first = reindexer.run(db, trigger="test")  # a new process: a full pass
+    assert first.kind == "full" and first.recordings_indexed == 32
+    directories = first.directories
+    assert first.covers_since == first.started_at
 
-    late = plain_recording(storage, "late-1", part=old)  # lands in an old partition: drift
-    plain_recording(storage, "new-1")
-    normal = Reindexer(storage).run(db, trigger="test")
-    assert normal.kind == "normal" and normal.partitions_scanned == 1
-    assert normal.recordings_indexed == 1 and normal.recordings_present == 0
-    assert db["recordings"].find_one({"_id": "late-1"}) is None
+    # A recording filed under its own (older) time, one dropped flat the seed's way, one at
+    # a deeper tenant path: each directory's mtime moved, so a changes pass lists just those.
+    plain_recording(storage, "late-1", part=old)
+    plain_recording(storage, "seed_way_1", part="")
+    plain_recording(storage, "deep-1", part="tenant-a/2025/10/21/cam-7")
+    changes = reindexer.run(db, trigger="test")
+    assert changes.kind == "changes", changes.summary()
+    assert changes.recordings_indexed == 3 and changes.skipped == []
+    assert changes.directories == directories + 2  # 10/21 and cam-7 are new
+    assert changes.listed < directories, (changes.listed, directories)
+    assert changes.covers_since == first.started_at
+    for rid, key in (("late-1", f"recordings/{old}/late-1.dat"),
+                     ("seed_way_1", "recordings/seed_way_1.dat"),
+                     ("deep-1", "recordings/tenant-a/2025/10/21/cam-7/deep-1.dat")):
+        doc = db["recordings"].find_one({"_id": rid})
+        assert doc is not None and doc["storage_key"] == key, doc
+    quiet = reindexer.run(db, trigger="test")
+    assert quiet.listed == 0 and quiet.indexed == 0
 
-    plain_recording(storage, "new-1", part=old)  # the same id published twice: a conflict
-    full = Reindexer(storage).run(db, full=True, trigger="test")
-    assert full.kind == "full" and full.partitions_scanned == 2
-    assert full.recordings_indexed == 1 and db["recordings"].find_one({"_id": "late-1"})
+    # Mongo restored from an older backup: no directory moved, only a full pass sees it.
+    db["recordings"].delete_one({"_id": "old-7"})
+    assert reindexer.run(db, trigger="test").indexed == 0
+    plain_recording(storage, "late-1", part="tenant-b")  # the same id published twice
+    full = reindexer.run(db, full=True, trigger="test")
+    assert full.kind == "full" and full.recordings_indexed == 1
+    assert db["recordings"].find_one({"_id": "old-7"}) is not None
     assert [(s.path, s.reason) for s in full.skipped] == [
-        (f"recordings/{old}/new-1.json", "duplicate-id")]
-    late.with_suffix(".dat").unlink()
-    late.unlink()
+        ("recordings/tenant-b/late-1.json", "duplicate-id")]
+    gone = storage / "recordings" / old / "old-3"
+    gone.with_suffix(".dat").unlink()
+    gone.with_suffix(".json").unlink()
     again = Reindexer(storage).run(db, full=True, trigger="test")
-    assert again.index_without_file == 1  # late-1 is indexed but its files are gone
+    assert again.index_without_file == 1  # old-3 is indexed but its files are gone
+    mc.close()
+
+
+def test_input_at_a_place_no_rule_accepts_is_skipped_by_path(
+        server: MongoServer, storage: Path) -> None:
+    mc, db = database(server)
+    reindexer = Reindexer(storage)
+    assert reindexer.run(db, trigger="test").skipped == []
+    plain_recording(storage, "fine-1", part="any/depth")
+    (storage / "stray.dat").write_bytes(b"beside recordings/, not in it")
+    (storage / "elsewhere").mkdir()
+    plain_recording(storage, "bad name", part="x")
+    (storage / "lost+found").mkdir()  # a filesystem's own: not input
+    report = reindexer.run(db, trigger="test")
+    assert report.kind == "changes" and report.recordings_indexed == 1
+    assert {(s.path, s.reason) for s in report.skipped} == {
+        ("stray.dat", "misplaced"), ("elsewhere", "misplaced"),
+        ("recordings/x/bad name.dat", "invalid-id"), ("recordings/x/bad name.json", "invalid-id")}
+    (storage / "stray.dat").unlink()
+    (storage / "elsewhere").rmdir()
+    fixed = reindexer.run(db, trigger="test")
+    assert {s.path for s in fixed.skipped} == {"recordings/x/bad name.dat",
+                                                "recordings/x/bad name.json"}
     mc.close()
 
 

@@ -90,12 +90,9 @@ def test_non_json_values_are_refused_before_anything_is_written() -> None:
         contract.segment_record("rec-1", Segment(1, attributes={"x": float("nan")}), None, NOW)
 
 
-def test_partitions_are_utc_minutes_and_parse_back() -> None:
+def test_our_writers_directories_are_utc_minutes() -> None:
     local = NOW.astimezone(datetime.timezone(datetime.timedelta(hours=3)))
     assert contract.partition(local) == "20251020/1305"
-    assert contract.partition_start("20251020", "1305") == NOW.replace(second=0, microsecond=0)
-    assert contract.partition_start("20251020", "1375") is None
-    assert contract.partition_start("2025102", "1305") is None
 
 
 def test_generated_ids_are_valid_unique_and_time_ordered() -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from smartid_operator.recovery import contract, scan, spool
+from smartid_operator.recovery import contract, spool
 from smartid_operator.recovery.contract import Segment
 from smartid_operator.recovery.reindexer import Reindexer
 from smartid_operator.recovery.writer import RecordingWriter
@@ -77,21 +77,6 @@ def test_a_corrupt_middle_line_does_not_hide_the_lines_after_it(tmp_path: Path) 
     read = list(spool.read_lines(path))
     assert [(line.number, line.error.reason if line.error else "ok") for line in read] == [
         (1, "ok"), (2, "corrupt-line"), (3, "ok")]
-
-
-def test_partitions_since_a_moment_and_misplaced_files(tmp_path: Path) -> None:
-    root = tmp_path / "recordings"
-    for part in ("20251019/2359", "20251020/1304", "20251020/1305", "20251020/1400"):
-        (root / part).mkdir(parents=True)
-    (root / "20251020" / "notes").mkdir()
-    (root / "stray.json").write_text("{}")
-    (root / ".tmp-staging").write_text("")
-    since = datetime.datetime(2025, 10, 20, 13, 5, 30, tzinfo=datetime.UTC)
-    assert [p for p, _ in scan.partitions(tmp_path, since)] == ["20251020/1305",
-                                                               "20251020/1400"]
-    assert len(list(scan.partitions(tmp_path, None))) == 4
-    assert sorted(scan.misplaced(tmp_path)) == ["recordings/20251020/notes",
-                                                "recordings/stray.json"]
 
 
 def test_the_writer_never_raises_while_mongo_refuses_and_keeps_everything(

@@ -1,12 +1,15 @@
 """The recovery agent: a long-running loop beside the storage volume.
 
-While Mongo answers, it watches storage cheaply (a few ``stat`` calls every ``watch_interval``:
-the newest partitions, the spool directory, live spool files) and runs a normal pass when
-something changed, a safety pass every ``scan_interval`` regardless, and a full pass every
-``full_pass_interval``. While Mongo is down, it probes it every ``probe_interval`` (a refused
-TCP connect answers at once) and starts a pass the moment it answers ``ping``: that pass is
-what brings the outage's writes into Mongo. After every pass it writes its report to
-``smartid_recovery`` ``{_id: "agent"}`` and updates its metrics.
+Runs in the agent's pod (``smartid-operator recovery agent``). It walks the recordings tree
+(``tree.Tree``: a ``stat`` per directory, a listing of the ones that changed) every
+``watch_interval``, or less often on a tree so large that the walk would take more than a
+twentieth of a core; the spool is watched by its directory and live files' sizes. While Mongo
+answers it runs a changes pass when something changed, a safety pass every ``scan_interval``
+regardless, and a full pass at start and every ``full_pass_interval``. While Mongo is down it
+goes on walking (so the outage's writes are already found) and probes Mongo every
+``probe_interval`` (a refused TCP connect answers at once); the pass it starts the moment Mongo
+answers ``ping`` is what brings the outage's writes into Mongo. After every pass it writes its
+report to ``smartid_recovery`` ``{_id: "agent"}`` and updates its metrics.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class AgentConfig:
     probe_interval: float = 0.25
     watch_interval: float = 0.25
     survey_interval: float = 2.0
+    walk_share: float = 0.05  # of a core, at most, for walking the tree
     grace_seconds: float = 120.0
     timeout: float = 2.0
 
@@ -60,6 +64,8 @@ class Agent:
         self._next_scan = 0.0
         self._next_full = 0.0
         self._next_survey = 0.0
+        self._next_look = 0.0
+        self.walks = 0
         self._down_since: datetime.datetime | None = None
         self._last_recovery: dict[str, Any] | None = None
 
@@ -75,6 +81,14 @@ class Agent:
     def step(self) -> float:
         """One turn of the loop; returns how long to wait before the next."""
         now = time.monotonic()
+        if now >= self._next_look:
+            clock = time.perf_counter()
+            self.reindexer.look()
+            self.walks += 1
+            cost = time.perf_counter() - clock
+            metrics.WALK_SECONDS.set(cost)
+            metrics.DIRECTORIES.set(self.reindexer.walk_directories)
+            self._next_look = now + max(self.config.watch_interval, cost / self.config.walk_share)
         if not self.link.up:
             if self.link.available():
                 returned = contract.utcnow()
@@ -95,7 +109,8 @@ class Agent:
             return self.config.probe_interval
         signature = self._watch()
         full = now >= self._next_full
-        trigger = ("full-interval" if full else "storage-changed" if signature != self._signature
+        changed = self.reindexer.changed or signature != self._signature
+        trigger = ("full-interval" if full else "storage-changed" if changed
                    else "interval" if now >= self._next_scan else None)
         if trigger is not None:
             self._signature = signature
@@ -150,15 +165,10 @@ class Agent:
                            "full_pass_interval_seconds": self.config.full_pass_interval}}
 
     def _watch(self) -> tuple[Any, ...]:
-        """A cheap fingerprint of where new input lands: the newest partitions' directories,
-        the spool directory and the sizes of live spool files."""
-        now = contract.utcnow()
-        root = self.config.storage / contract.RECORDINGS
-        paths = [root, root / f"{now:%Y%m%d}", self.config.storage / contract.SPOOL]
-        paths += [root / contract.partition(now - datetime.timedelta(minutes=m))
-                  for m in (0, 1)]
-        marks: list[Any] = [_mtime(p) for p in paths]
+        """A cheap fingerprint of the spool: its directory and the sizes of live files (the
+        recordings tree is the walk's)."""
         spool_dir = self.config.storage / contract.SPOOL
+        marks: list[Any] = [_mtime(spool_dir)]
         try:
             with os.scandir(spool_dir) as it:
                 marks += sorted((e.name, e.stat().st_size) for e in it

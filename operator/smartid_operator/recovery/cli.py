@@ -53,8 +53,9 @@ def _storage(parser: argparse.ArgumentParser) -> None:
                         help="documents per bulk insert (default $SMARTID_RECOVERY_BATCH_SIZE "
                              "or 500)")
     parser.add_argument("--grace-seconds", type=float, default=120.0,
-                        help="how far before the checkpoint a normal pass looks (clock skew, "
-                             "slow renames; default %(default)s)")
+                        help="how much older than a directory's previous listing a file's "
+                             "ctime may be and still be looked at (clock skew between the "
+                             "volume's server and this host; default %(default)s)")
 
 
 def add_parser(sub: Any) -> None:
@@ -65,8 +66,9 @@ def add_parser(sub: Any) -> None:
                     "inputs were skipped (listed)")
     _common(reindex)
     _storage(reindex)
-    reindex.add_argument("--full", action="store_true",
-                         help="list every partition, not only those since the checkpoint")
+    # A one-shot pass has no memory of the tree: it always compares everything (a full
+    # pass, flat in memory). --full is accepted for the scripts that pass it.
+    reindex.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     reindex.add_argument("--json", action="store_true", help="print the report as JSON")
 
     recovery = sub.add_parser("recovery", help="the recovery agent and its report")

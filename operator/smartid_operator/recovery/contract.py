@@ -1,23 +1,34 @@
 """The storage contract (version 1): how recordings and segments lie on the shared volume, so
-that any pipeline, not only our writer library, can produce them and the reindexer can index
-them after an outage. The README's "Recovery" section is the prose form of this module.
+that any pipeline, not only our writer library, can produce them and the recovery agent can
+index them after an outage. docs/recovery.md is the prose form of this module.
 
-Layout under the storage root::
+Layout under the storage root (the recovery claim)::
 
-    recordings/<YYYYMMDD>/<HHMM>/<id>.dat    a recording's data (any bytes)
-    recordings/<YYYYMMDD>/<HHMM>/<id>.json   its sidecar metadata: published last, the commit
+    recordings/**/<id>.<ext>                 a recording's data (any bytes), at any depth
+    recordings/**/<id>.json                  its sidecar metadata, beside the data
     spool/<name>.jsonl.open                  segments a live writer spools (holds flock on it)
     spool/<name>.jsonl                       a sealed spool file, ready to replay and retire
     spool/rejected/<name>.jsonl              a replayed spool file that held corrupt lines
 
-* The partition ``<YYYYMMDD>/<HHMM>`` is the UTC minute at which the sidecar is published.
-  That is what lets a normal pass read only the partitions since its checkpoint.
-* Every file is written under a temporary name starting with ``.`` in its final directory,
-  fsynced, then renamed; names starting with ``.`` are never read. Data first, sidecar last.
+* Any directory layout under ``recordings/`` is indexed: flat (``recordings/<id>.dat``, the
+  PZ-13687 seed's), by the minute of publishing (``<YYYYMMDD>/<HHMM>/``, what our writer
+  library does), by the recording's own time, by tenant, at any depth. The agent finds new
+  files by the directories whose mtime moved, not by the current minute.
+* A recording's id is its file name up to the first dot; the sidecar is ``<id>.json`` in the
+  same directory as the data, and names it (``data_file``, default ``<id>.dat``). It must hold
+  ``tenant_id`` and ``recorded_at`` (ISO 8601 with a zone); ``recording_id`` if present must
+  equal the file name's id.
+* Write each file under a name starting with ``.`` in its final directory, fsync, then rename;
+  names starting with ``.`` are never read. Data first, sidecar last. A pipeline that writes in
+  place (as the seed does) is indexed too: a sidecar that does not parse or names data not yet
+  there is pending for ``orphan_grace`` seconds (a writer may still be at it), then skipped.
+* Anything else at the storage root than ``recordings/``, ``spool/`` (and a filesystem's own
+  ``lost+found``) is input at a place the contract does not name: skipped, reported by path.
 * Ids are chosen by the writer, never by the database: a recording's ``_id`` is its id, a
   segment's is ``<recording_id>:<sequence>``. Indexing is therefore an insert-if-absent keyed
   by ``_id`` (backed by v3's unique ``storage_key`` and ``recording_id``+``sequence``), and
-  replaying anything twice changes nothing. Records are immutable once written.
+  replaying anything twice changes nothing. Records are immutable once written; one id in two
+  places is a conflict, reported (``duplicate-id``), never indexed twice.
 """
 
 from __future__ import annotations
@@ -45,8 +56,6 @@ TEMP_PREFIX = "."
 
 # Ids become file names and Mongo keys: no dots (the stem ends at the first one), no slashes.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_DAY = re.compile(r"^\d{8}$")
-_MINUTE = re.compile(r"^\d{4}$")
 
 
 class ContractError(ValueError):
@@ -98,19 +107,9 @@ def segment_id(recording_id: str, sequence: int) -> str:
 
 
 def partition(moment: datetime.datetime) -> str:
-    """The partition directory (relative to ``recordings/``) for a sidecar published now."""
+    """Our writer's directory (relative to ``recordings/``) for a sidecar published now: the
+    UTC minute, which keeps directories small. Any other layout is read as well."""
     return f"{moment.astimezone(datetime.UTC):%Y%m%d/%H%M}"
-
-
-def partition_start(day: str, minute: str) -> datetime.datetime | None:
-    """Start of the partition named ``day/minute``; None if the names are not a partition."""
-    if not (_DAY.match(day) and _MINUTE.match(minute)):
-        return None
-    try:
-        return datetime.datetime.strptime(day + minute, "%Y%m%d%H%M").replace(
-            tzinfo=datetime.UTC)
-    except ValueError:
-        return None
 
 
 def stem(name: str) -> str:

@@ -22,6 +22,10 @@ REACHABLE = Gauge("smartid_recovery_mongo_reachable", "1 if the agent reaches Mo
 LAST_PASS = Gauge("smartid_recovery_last_pass_timestamp_seconds",
                   "When the last successful pass finished (Unix time)")
 
+WALK_SECONDS = Gauge("smartid_recovery_walk_seconds",
+                     "Duration of the last walk of the recordings tree (stat of every directory)")
+DIRECTORIES = Gauge("smartid_recovery_directories", "Directories under recordings/ walked")
+
 
 def observe(report: PassReport) -> None:
     SECONDS.labels(report.kind).observe(report.duration_seconds)

@@ -4,7 +4,10 @@ from the agent's last report (pure; the report is read from Mongo by the reconci
 ``Recovered`` is True only on evidence gathered after Mongo last came back: a pass of the agent
 that *started* after the operator saw Mongo reachable, ended well, and left nothing pending.
 A report from before an outage never counts, so the condition cannot claim the outage's
-writes were indexed before they were.
+writes were indexed before they were. Its message says what that pass covered: a full pass
+compared every recording on storage with the index; a changes pass stat'ed every directory
+and examined every change since the agent's last full pass (``coverage`` in the report).
+An agent that cannot start because of its claim says so, naming the claim.
 """
 
 from __future__ import annotations
@@ -43,15 +46,35 @@ def _iso(value: Any) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def claim_problem(pod_message: str | None, claim: str) -> Observation | None:
+    """The agent's pod cannot be scheduled because of its claim (the scheduler's words)."""
+    if not pod_message:
+        return None
+    if f'persistentvolumeclaim "{claim}" not found' in pod_message:
+        return Observation(RECOVERED, False, "ClaimNotFound",
+                           f"the recovery claim {claim} (spec.recovery.storage."
+                           f"persistentVolumeClaim) does not exist, so the recovery agent "
+                           f"cannot start: create it or name another")
+    if "unbound" in pod_message and "PersistentVolumeClaim" in pod_message:
+        return Observation(RECOVERED, False, "ClaimNotBound",
+                           f"the recovery claim {claim} is not bound to a volume, so the "
+                           f"recovery agent cannot start (scheduler: {pod_message})")
+    return Observation(RECOVERED, False, "AgentUnschedulable",
+                       f"the recovery agent's pod cannot be scheduled: {pod_message}")
+
+
 def observe(report: Mapping[str, Any] | None, *, agent: str, reachable: bool,
             reachable_since: datetime.datetime | None, now: datetime.datetime,
-            scan_interval: float, previous: Mapping[str, Any]) -> RecoveryView:
+            scan_interval: float, previous: Mapping[str, Any],
+            unschedulable: Observation | None = None) -> RecoveryView:
     """``previous`` is the ``status.recovery`` last written: what the report no longer says
     (the last pass that indexed something) is carried over from it."""
     section: dict[str, Any] = {"agent": agent}
     for key in ("lastIndexing", "lastRecovery"):
         if key in previous:
             section[key] = dict(previous[key])
+    if unschedulable is not None:
+        return RecoveryView(unschedulable, section, settled=True)
     if not reachable:
         return RecoveryView(Observation(
             RECOVERED, False, "MongoUnreachable",
@@ -88,15 +111,36 @@ def observe(report: Mapping[str, Any] | None, *, agent: str, reachable: bool,
             f"{pending} record(s) on storage not yet indexed"
             + (f" (oldest {oldest:.0f} s)" if isinstance(oldest, (int, float)) else "")),
             section, settled=False)
+    covered = coverage(report)
     skipped = int(report.get("skipped_total") or 0)
     if skipped:
         return RecoveryView(Observation(
             RECOVERED, True, "UpToDateWithSkips",
-            f"everything indexable on storage is indexed; {skipped} input(s) could not be "
-            f"read and are listed in status.recovery.skipped"), section, settled=True)
-    return RecoveryView(Observation(RECOVERED, True, "UpToDate",
-                                    "every recording and segment on storage is indexed"),
-                        section, settled=True)
+            f"{covered}; {skipped} input(s) break the storage contract and are listed in "
+            f"status.recovery.skipped"), section, settled=True)
+    return RecoveryView(Observation(RECOVERED, True, "UpToDate", covered), section,
+                        settled=True)
+
+
+def coverage(report: Mapping[str, Any]) -> str:
+    """What the pass behind the report examined, in words: the whole claim of ``Recovered``."""
+    cover = report.get("coverage") or {}
+    at = _clock(report.get("started_at"))
+    spool = "the segment spool replayed"
+    if cover.get("kind") == "full":
+        return (f"the agent's full pass at {at} compared every recording on storage "
+                f"({cover.get('directories', 0)} directories) with the index and indexed what "
+                f"was missing; {spool}")
+    full = _clock(cover.get("full_pass_at"))
+    return (f"the agent's pass at {at} stat'ed all {cover.get('directories', 0)} directories "
+            f"under recordings/, listed the {cover.get('listed', 0)} that changed, and indexed "
+            f"every recording written since {_clock(cover.get('since'))} (its last full pass, "
+            f"at {full}, compared every recording on storage with the index); {spool}")
+
+
+def _clock(value: Any) -> str:
+    moment = _utc(value)
+    return "an unknown time" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _summary(report: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,24 @@
-"""The reindexer: one pass indexes what is on storage and not in Mongo.
+"""The reindexer: one pass indexes what is on storage and not in Mongo. Runs in the recovery
+agent's pod and in ``smartid-operator reindex``.
 
-A **normal pass** lists the partitions published since the checkpoint's watermark (less a
-grace for clock skew and slow renames), so it costs what arrived since, not what the volume
-holds; a **full pass** lists every partition and compares with the whole ``recordings``
-collection read once, repairing drift (a recording that landed in an old partition, a Mongo
-restored from an older backup) and counting index entries whose file is gone. Both replay the
-spool. Inputs that break the contract are skipped, reported by path and tracked until they are
-indexed or removed; a pass never stops on them.
+Between passes, ``look()`` walks the tree (``tree.Tree``: one ``stat`` per directory, a listing
+of each directory that changed; no Mongo) and remembers the changed directories; it runs while
+Mongo is down too, so when Mongo answers the outage's writes are already found. A **changes
+pass** indexes the recordings in those directories whose files changed since the directory was
+last listed, at any depth under ``recordings/``. A **full pass** merges every directory, in
+the order of their paths, against the ``recordings`` collection read in ``storage_key`` order:
+memory stays flat and time linear, and it repairs what no change shows (a Mongo restored from
+an older backup) and counts index entries whose file is gone. Both replay the spool. Inputs
+that break the layout rules are skipped, reported by path and tracked until they are indexed
+or removed; a pass never stops on them.
+
+What a pass covered is part of its report: a full pass, everything on storage; a changes
+pass, every change since ``covered_since`` (the start of this process's first full pass), since
+every walk since then stat'ed every directory.
 
 Two passes may overlap (two agents, an agent and the CLI): every write is an insert of a
-document with a deterministic ``_id`` under unique keys, the watermark only moves forward, and
-retiring a spool file another pass retired first is a no-op. Tests prove it with two passes
-racing on the same input.
+document with a deterministic ``_id`` under unique keys, and retiring a spool file another pass
+retired first is a no-op. Tests prove it with two passes racing on the same input.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,33 +39,64 @@ from smartid_operator.recovery.inserts import insert_missing
 from smartid_operator.recovery.link import Database
 from smartid_operator.recovery.replay import LiveOffset, SpoolReplay, spool_files
 from smartid_operator.recovery.report import PassReport, Skip
+from smartid_operator.recovery.tree import Listing, Tree
 
 RECORDINGS = "recordings"
+_EVERY_FILE = -1  # a directory's files are all candidates (never listed before)
 
 
 class Reindexer:
     def __init__(self, storage: str | Path, *, batch_size: int = 500,
                  grace_seconds: float = 120.0, orphan_grace_seconds: float = 10.0,
+                 settle_seconds: float = 2.0,
                  progress: Callable[[PassReport], None] | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch size must be at least 1")
         self.storage = Path(storage)
         self.batch_size = batch_size
-        self.grace = datetime.timedelta(seconds=grace_seconds)
+        self.grace_ns = int(grace_seconds * 1e9)
         self.orphan_grace = orphan_grace_seconds
         self.progress = progress
-        self.checkpoint: state.Checkpoint | None = None  # as of the last pass that read it
+        self.tree = Tree(self.storage, top=scan.WALKED, settle_seconds=settle_seconds)
+        # Directories that changed since the last pass processed them: their latest listing
+        # and the oldest time their files must be looked at from (ns).
+        self._dirty: dict[str, tuple[Listing, int]] = {}
+        self.covered_since: datetime.datetime | None = None
+        self.full_pass_at: datetime.datetime | None = None
+        self.walk_directories = 0
         # In memory only (an optimisation; a fresh process simply re-checks): recordings this
-        # instance saw indexed, and how far each live spool file has been replayed.
-        self._confirmed: set[tuple[str, str]] = set()
+        # instance saw indexed lately, and how far each live spool file has been replayed.
+        self._confirmed: dict[tuple[str, str], int] = {}
         self._offsets: dict[str, LiveOffset] = {}
         self._line_counts: dict[str, tuple[int, int, int, int]] = {}  # survey's counts
+
+    # -- between passes: what changed ------------------------------------------------------
+
+    def look(self) -> int:
+        """Walk the tree and remember what changed; returns the directories listed."""
+        baseline = self.tree.known == 0
+        walk = self.tree.walk()
+        self.walk_directories = walk.directories
+        if baseline:  # what was there before the first walk is the startup full pass's
+            return len(walk.listings)
+        for listing in walk.listings:
+            since = _EVERY_FILE if listing.previous_ns is None else listing.previous_ns
+            earlier = self._dirty.get(listing.rel)
+            if earlier is not None:
+                since = min(since, earlier[1])
+            self._dirty[listing.rel] = (listing, since)
+        return len(walk.listings)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._dirty)
 
     # -- a pass --------------------------------------------------------------------------------
 
     def run(self, db: Database, *, full: bool = False, trigger: str = "manual") -> PassReport:
         started = contract.utcnow()
-        report = PassReport("full" if full else "normal", trigger, started)
+        full = full or self.covered_since is None
+        report = PassReport("full" if full else "changes", trigger, started)
         clock = time.perf_counter()
         try:
             self._pass(db, report, full)
@@ -71,33 +109,37 @@ class Reindexer:
         if report.failed_on:
             with contextlib.suppress(OSError):
                 report.pending, report.oldest_unindexed_seconds = self.survey()
+        else:
+            if full:
+                self.covered_since = started
+                self.full_pass_at = started
+            report.covers_since = self.covered_since
+        report.full_pass_at = self.full_pass_at
         report.finished_at = contract.utcnow()
         report.duration_seconds = time.perf_counter() - clock
         return report
 
     def _pass(self, db: Database, report: PassReport, full: bool) -> None:
         now = report.started_at
-        self.checkpoint = state.read_checkpoint(db)
-        watermark = self.checkpoint.watermark
-        full = full or watermark is None
-        report.kind = "full" if full else "normal"
-        since = None if full or watermark is None else watermark - self.grace
         tracked = {doc["_id"]: doc for doc in state.read_skipped(db)}
         found: dict[str, Skip] = {}
         examined: set[tuple[str, str]] = set()
-
-        index = self._index_map(db) if full else None
-        work: list[scan.Entry] = []
-        listed: set[str] = set()
-        for part, directory in scan.partitions(self.storage, since):
-            listed.add(part)
-            work += scan.entries(part, directory)
-        report.partitions_scanned = len(listed)
-        work += self._tracked_entries(tracked.values(), listed)
+        batch = _Batch(self, db, report, found)
         if full:
-            for path in scan.misplaced(self.storage):
-                found[path] = Skip(path, "misplaced", "not under recordings/YYYYMMDD/HHMM/")
-        self._index_recordings(db, work, index, report, found, examined, now)
+            self._full(db, report, found, examined, batch, now)
+        else:
+            self.look()
+            dirty, self._dirty = self._dirty, {}
+            try:
+                for listing, since in dirty.values():
+                    self._changes(listing, since, report, found, examined, batch, now)
+                report.directories = self.walk_directories
+                report.listed = len(dirty)
+            except BaseException:
+                self._dirty = {**dirty, **self._dirty}  # looked at again by the next pass
+                raise
+        self._tracked(tracked, report, found, examined, batch, now)
+        batch.flush()
 
         replay = SpoolReplay(self.storage, db, self.batch_size, report, self._offsets,
                              lambda: self._progress(report))
@@ -106,93 +148,132 @@ class Reindexer:
             found[skip.key] = skip
 
         resolved = [key for key, doc in tracked.items() if key not in found and (
-            (doc.get("part"), doc.get("stem")) in examined
+            (doc.get("dir"), doc.get("stem")) in examined
             or not (self.storage / doc["path"]).exists())]
         state.update_skipped(db, {key: self._tracked_entry(s) for key, s in found.items()},
                              resolved, now)
         self._summarise(report, found, tracked, resolved)
         state.advance_checkpoint(db, now, full, contract.utcnow())
         report.watermark = now
-        # Only partitions the next normal pass will list are worth remembering.
-        oldest = contract.partition(now - self.grace)
-        self._confirmed = {c for c in self._confirmed if c[0] >= oldest}
+        oldest = time.time_ns() - 2 * self.grace_ns
+        self._confirmed = {k: t for k, t in self._confirmed.items() if t >= oldest}
 
     # -- recordings ----------------------------------------------------------------------------
 
-    def _index_map(self, db: Database) -> dict[str, str]:
-        """Every indexed recording's storage key, read once (one scan, not one per batch)."""
-        return {str(doc["_id"]): str(doc.get("storage_key"))
-                for doc in db[RECORDINGS].find({}, {"storage_key": 1})}
+    def _changes(self, listing: Listing, since: int, report: PassReport,
+                 found: dict[str, Skip], examined: set[tuple[str, str]], batch: _Batch,
+                 now: datetime.datetime) -> None:
+        """The recordings of a changed directory whose files changed since ``since``."""
+        threshold = since - self.grace_ns if since != _EVERY_FILE else _EVERY_FILE
+        fresh = {f.name for f in listing.files if f.ctime_ns >= threshold}
+        entries, skips = scan.classify(listing)
+        for skip in skips:
+            if skip.path.rsplit("/", 1)[-1] in fresh or not listing.rel:
+                found[skip.key] = skip
+        for entry in entries:
+            if entry.names & fresh and entry.key not in self._confirmed:
+                examined.add(entry.key)
+                self._examine(entry, None, report, found, batch, now)
 
-    def _tracked_entries(self, tracked: Any, listed: set[str]) -> list[scan.Entry]:
-        """Skipped recordings outside this pass's window: look at their partitions again."""
-        wanted: dict[str, set[str]] = {}
-        for doc in tracked:
-            if doc.get("kind") == "recording" and doc.get("part") not in listed:
-                wanted.setdefault(doc["part"], set()).add(doc["stem"])
-        found: list[scan.Entry] = []
-        for part, stems in wanted.items():
-            entries = scan.entries(part, self.storage / contract.RECORDINGS / part)
-            found += [e for e in entries if e.stem in stems]
-        return found
-
-    def _index_recordings(self, db: Database, work: list[scan.Entry],
-                          index: dict[str, str] | None, report: PassReport,
-                          found: dict[str, Skip], examined: set[tuple[str, str]],
-                          now: datetime.datetime) -> None:
-        batch: list[tuple[scan.Entry, dict[str, Any]]] = []
-        seen: set[tuple[str, str]] = set()
-        for entry in work:
-            key = (entry.part, entry.stem)
-            if key in seen:
+    def _full(self, db: Database, report: PassReport, found: dict[str, Skip],
+              examined: set[tuple[str, str]], batch: _Batch, now: datetime.datetime) -> None:
+        """Every recording on storage against the index, both in ``storage_key`` order."""
+        self._dirty = {}
+        root = self.tree.list_now("")
+        if root is not None:
+            report.listed += 1
+            for skip in scan.classify(root)[1]:
+                found[skip.key] = skip
+        keys = (str(doc.get("storage_key")) for doc in db[RECORDINGS].find(
+            {}, {"storage_key": 1}).sort("storage_key", 1).batch_size(1000))
+        indexed = next(keys, None)
+        missing_files = 0
+        for entry in self._in_order(RECORDINGS, found, report):
+            key = entry.path(entry.name)
+            while indexed is not None and indexed < key:
+                missing_files += 1
+                indexed = next(keys, None)
+            examined.add(entry.key)
+            if indexed == key:
+                report.recordings_present += 1
+                self._confirmed[entry.key] = time.time_ns()
+                indexed = next(keys, None)
                 continue
-            seen.add(key)
-            examined.add(key)
-            if index is None and key in self._confirmed:
-                continue
-            doc = self._document(entry, index, report, found, now)
-            if doc is not None:
-                batch.append((entry, doc))
-            if len(batch) >= self.batch_size:
-                self._flush_recordings(db, batch, report, found)
-                batch = []
-        self._flush_recordings(db, batch, report, found)
-        if index is not None:
-            on_storage = {f"{contract.RECORDINGS}/{p}/{s}" for p, s in seen}
-            report.index_without_file = sum(
-                1 for rid, key in index.items()
-                if f"{key.rsplit('/', 1)[0]}/{rid}" not in on_storage)
+            self._examine(entry, "full", report, found, batch, now)
+        while indexed is not None:
+            missing_files += 1
+            indexed = next(keys, None)
+        report.index_without_file = missing_files
+        report.directories = report.listed
 
-    def _document(self, entry: scan.Entry, index: dict[str, str] | None, report: PassReport,
-                  found: dict[str, Skip], now: datetime.datetime) -> dict[str, Any] | None:
-        """The recording's Mongo document, or None (indexed already, or skipped)."""
+    def _in_order(self, rel: str, found: dict[str, Skip],
+                  report: PassReport) -> Iterator[scan.Entry]:
+        listing = self.tree.list_now(rel)
+        if listing is None:
+            return
+        report.listed += 1
+        entries, skips = scan.classify(listing)
+        for skip in skips:
+            found[skip.key] = skip
+        for item in scan.in_order(entries, listing.subdirs):
+            if isinstance(item, str):
+                yield from self._in_order(f"{rel}/{item}", found, report)
+            else:
+                yield item
+
+    def _tracked(self, tracked: dict[str, dict[str, Any]], report: PassReport,
+                 found: dict[str, Skip], examined: set[tuple[str, str]], batch: _Batch,
+                 now: datetime.datetime) -> None:
+        """Skipped recordings not examined by this pass: looked at again when their file
+        changed since, or while they are in flight."""
+        for doc in tracked.values():
+            key = (str(doc.get("dir")), str(doc.get("stem")))
+            if doc.get("kind") != "recording" or key in examined:
+                continue
+            try:
+                ctime = (self.storage / doc["path"]).stat().st_ctime_ns
+            except FileNotFoundError:
+                ctime = None
+            # A fix by rename moves its directory (a changes pass sees it); one in place, the
+            # file's ctime.
+            if not (doc.get("transient") or ctime != doc.get("ctime_ns")):
+                continue
+            listing = self.tree.list_now(key[0], remember=False)
+            entry = next((e for e in scan.classify(listing)[0] if e.key == key), None) \
+                if listing is not None else None
+            if entry is not None:
+                examined.add(key)
+                self._examine(entry, None, report, found, batch, now)
+
+    def _examine(self, entry: scan.Entry, check: str | None, report: PassReport,
+                 found: dict[str, Skip], batch: _Batch, now: datetime.datetime) -> None:
+        doc = self._document(entry, found, now)
+        if doc is not None:
+            batch.add(entry, doc, check)
+
+    def _document(self, entry: scan.Entry, found: dict[str, Skip],
+                  now: datetime.datetime) -> dict[str, Any] | None:
+        """The recording's Mongo document, or None (skipped, or in flight)."""
         if not entry.has_sidecar:
             self._orphans(entry, found)
             return None
         sidecar_path = entry.path(entry.stem + contract.SIDECAR_SUFFIX)
-        if index is not None and entry.stem in index:
-            indexed_at = index[entry.stem]
-            if indexed_at.rsplit("/", 1)[0] == f"{contract.RECORDINGS}/{entry.part}":
-                report.recordings_present += 1
-                self._confirmed.add((entry.part, entry.stem))
-            else:
-                found[sidecar_path] = Skip(sidecar_path, "duplicate-id",
-                                           f"this recording id is indexed for {indexed_at}")
-            return None
         try:
-            sidecar = contract.parse_sidecar((self.storage / sidecar_path).read_bytes(),
-                                             entry.stem)
+            raw = (self.storage / sidecar_path).read_bytes()
+            sidecar = contract.parse_sidecar(raw, entry.stem)
         except FileNotFoundError:
             return None  # removed since the listing
         except ContractError as exc:
-            found[sidecar_path] = Skip(sidecar_path, exc.reason, exc.detail)
+            found[sidecar_path] = Skip(sidecar_path, exc.reason, exc.detail,
+                                       transient=self._young(sidecar_path))
             return None
         except OSError as exc:  # permissions, I/O errors: this file, not the pass
             found[sidecar_path] = Skip(sidecar_path, "unreadable", str(exc)[:300])
             return None
         if sidecar.data_file not in entry.names:
             found[sidecar_path] = Skip(sidecar_path, "missing-data",
-                                       f"{sidecar.data_file} is not beside the sidecar")
+                                       f"{sidecar.data_file} is not beside the sidecar",
+                                       transient=self._young(sidecar_path))
             return None
         data_path = entry.path(sidecar.data_file)
         if sidecar.size_bytes is not None:
@@ -202,9 +283,17 @@ class Reindexer:
                 return None
             if size != sidecar.size_bytes:
                 found[data_path] = Skip(data_path, "size-mismatch",
-                                        f"{size} bytes, the sidecar says {sidecar.size_bytes}")
+                                        f"{size} bytes, the sidecar says {sidecar.size_bytes}",
+                                        transient=self._young(data_path))
                 return None
         return contract.recording_document(sidecar, data_path, "reindexer", now)
+
+    def _young(self, path: str) -> bool:
+        """Written in the last few seconds: a writer that does not rename may still be at it."""
+        try:
+            return time.time() - (self.storage / path).stat().st_mtime < self.orphan_grace
+        except FileNotFoundError:
+            return True
 
     def _orphans(self, entry: scan.Entry, found: dict[str, Skip]) -> None:
         """Data without a sidecar: in flight for a few seconds (the sidecar is published
@@ -219,19 +308,29 @@ class Reindexer:
                                f"no {entry.stem}{contract.SIDECAR_SUFFIX} beside it "
                                f"({age:.0f} s old)", transient=age < self.orphan_grace)
 
-    def _flush_recordings(self, db: Database, batch: list[tuple[scan.Entry, dict[str, Any]]],
-                          report: PassReport, found: dict[str, Skip]) -> None:
-        if not batch:
-            return
-        outcome = insert_missing(db[RECORDINGS], [doc for _, doc in batch])
+    def _inserted(self, db: Database, batch: list[tuple[scan.Entry, dict[str, Any], str | None]],
+                  report: PassReport, found: dict[str, Skip]) -> None:
+        outcome = insert_missing(db[RECORDINGS], [doc for _, doc, _ in batch])
         report.recordings_indexed += len(outcome.inserted)
-        report.recordings_present += len(outcome.present)
-        for entry, doc in batch:
+        present = set(outcome.present)
+        # A full pass found no document at this path: a present id is indexed elsewhere.
+        elsewhere = {str(d["_id"]): str(d.get("storage_key")) for d in db[RECORDINGS].find(
+            {"_id": {"$in": sorted(present)}}, {"storage_key": 1})} if any(
+            check for e, doc, check in batch if doc["_id"] in present) else {}
+        stamp = time.time_ns()
+        for entry, doc, check in batch:
+            path = entry.path(entry.stem + contract.SIDECAR_SUFFIX)
             if doc["_id"] in outcome.refused:
-                path = entry.path(entry.stem + contract.SIDECAR_SUFFIX)
                 found[path] = Skip(path, "refused", outcome.refused[doc["_id"]])
-            else:
-                self._confirmed.add((entry.part, entry.stem))
+                continue
+            other = elsewhere.get(doc["_id"])
+            if check and other is not None and other != doc["storage_key"]:
+                found[path] = Skip(path, "duplicate-id",
+                                   f"this recording id is indexed for {other}")
+                continue
+            if doc["_id"] in present:
+                report.recordings_present += 1
+            self._confirmed[entry.key] = stamp
         self._progress(report)
 
     # -- reporting -----------------------------------------------------------------------------
@@ -240,15 +339,17 @@ class Reindexer:
         if self.progress is not None:
             self.progress(report)
 
-    @staticmethod
-    def _tracked_entry(skip: Skip) -> dict[str, Any]:
-        parts = skip.path.split("/")
-        entry = {"path": skip.path, "line": skip.line, "reason": skip.reason,
-                 "detail": skip.detail, "transient": skip.transient, "kind": "file"}
-        if (len(parts) == 4 and parts[0] == contract.RECORDINGS and skip.line is None
-                and contract.partition_start(parts[1], parts[2]) is not None):
-            entry.update(kind="recording", part=f"{parts[1]}/{parts[2]}",
-                         stem=contract.stem(parts[3]))
+    def _tracked_entry(self, skip: Skip) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "path": skip.path, "line": skip.line, "reason": skip.reason, "detail": skip.detail,
+            "transient": skip.transient, "kind": "file"}
+        folder, _, name = skip.path.rpartition("/")
+        if folder.split("/", 1)[0] == contract.RECORDINGS and skip.line is None:
+            try:
+                ctime = (self.storage / skip.path).stat().st_ctime_ns
+            except FileNotFoundError:
+                ctime = None
+            entry.update(kind="recording", dir=folder, stem=contract.stem(name), ctime_ns=ctime)
         return entry
 
     def _summarise(self, report: PassReport, found: dict[str, Skip],
@@ -280,9 +381,10 @@ class Reindexer:
 
     def survey(self) -> tuple[int, float | None]:
         """(pending records, oldest age in seconds) from storage alone, for while Mongo is
-        down: spool lines not replayed, and recordings published since the last known
-        watermark that this instance has not seen indexed (an estimate: the writer may have
+        down: spool lines not replayed, and recordings in the directories changed since the
+        last pass that this instance has not seen indexed (an estimate: the writer may have
         indexed some directly)."""
+        self.look()
         now = time.time()
         ages: list[float] = []
         pending = 0
@@ -294,15 +396,15 @@ class Reindexer:
             if lines:
                 pending += lines
                 ages.append(now - _spool_started(path))
-        watermark = self.checkpoint.watermark if self.checkpoint else None
-        if watermark is not None:
-            for part, directory in scan.partitions(self.storage, watermark - self.grace):
-                for entry in scan.entries(part, directory):
-                    if entry.has_sidecar and (part, entry.stem) not in self._confirmed:
-                        mtime = _mtime(directory / (entry.stem + contract.SIDECAR_SUFFIX))
-                        if mtime:
-                            pending += 1
-                            ages.append(now - mtime)
+        for listing, since in self._dirty.values():
+            threshold = since - self.grace_ns if since != _EVERY_FILE else _EVERY_FILE
+            ctimes = {f.name: f.ctime_ns for f in listing.files}
+            for entry in scan.classify(listing)[0]:
+                sidecar = entry.stem + contract.SIDECAR_SUFFIX
+                if entry.has_sidecar and ctimes[sidecar] >= threshold \
+                        and entry.key not in self._confirmed:
+                    pending += 1
+                    ages.append(now - ctimes[sidecar] / 1e9)
         return pending, (max(ages) if ages else None)
 
     def _count_unreplayed(self, path: Path) -> int:
@@ -342,3 +444,22 @@ def _spool_started(path: Path) -> float:
             return path.stat().st_mtime
         except FileNotFoundError:
             return time.time()
+
+
+class _Batch:
+    """Recording documents gathered for one unordered insert of ``batch_size``."""
+
+    def __init__(self, reindexer: Reindexer, db: Database, report: PassReport,
+                 found: dict[str, Skip]) -> None:
+        self.reindexer, self.db, self.report, self.found = reindexer, db, report, found
+        self.items: list[tuple[scan.Entry, dict[str, Any], str | None]] = []
+
+    def add(self, entry: scan.Entry, doc: dict[str, Any], check: str | None) -> None:
+        self.items.append((entry, doc, check))
+        if len(self.items) >= self.reindexer.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            items, self.items = self.items, []
+            self.reindexer._inserted(self.db, items, self.report, self.found)

@@ -30,7 +30,7 @@ class Skip:
 
 @dataclass
 class PassReport:
-    kind: str  # "normal" (since the checkpoint) or "full" (everything on storage)
+    kind: str  # "changes" (what changed since the last pass) or "full" (everything on storage)
     trigger: str
     started_at: datetime.datetime
     finished_at: datetime.datetime | None = None
@@ -39,7 +39,8 @@ class PassReport:
     segments_indexed: int = 0
     recordings_present: int = 0  # checked and found indexed already
     segments_present: int = 0
-    partitions_scanned: int = 0
+    directories: int = 0  # directories stat'ed (a changes pass) or listed (a full pass)
+    listed: int = 0  # directories listed because they changed (or all, in a full pass)
     spool_files_retired: int = 0
     spool_files_rejected: int = 0
     skipped: list[Skip] = field(default_factory=list)
@@ -47,6 +48,8 @@ class PassReport:
     oldest_unindexed_seconds: float | None = None
     watermark: datetime.datetime | None = None
     index_without_file: int | None = None  # full passes: recordings indexed, file gone
+    covers_since: datetime.datetime | None = None  # every change since then was examined
+    full_pass_at: datetime.datetime | None = None  # the last full pass of this process
     error: str | None = None
     failed_on: str | None = None  # "mongo" or "storage" when the pass failed
 
@@ -65,6 +68,11 @@ class PassReport:
                 f"{self.spool_files_retired} spool file(s) retired; {self.pending} pending; "
                 f"{self.duration_seconds:.3f} s")
         return text + (f"; FAILED: {self.error}" if self.error else "")
+
+    def coverage(self) -> dict[str, Any]:
+        """What this pass examined: the basis of every claim made on it."""
+        return {"kind": self.kind, "directories": self.directories, "listed": self.listed,
+                "since": self.covers_since, "full_pass_at": self.full_pass_at}
 
     def document(self) -> dict[str, Any]:
         """The shape stored in ``smartid_recovery`` ``{_id: "agent"}`` for the operator."""
@@ -85,7 +93,7 @@ class PassReport:
                                          else round(self.oldest_unindexed_seconds, 3)),
             "spool_files_retired": self.spool_files_retired,
             "spool_files_rejected": self.spool_files_rejected,
-            "partitions_scanned": self.partitions_scanned,
+            "coverage": self.coverage(),
             "watermark": self.watermark,
             "index_without_file": self.index_without_file,
         }

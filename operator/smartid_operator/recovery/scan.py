@@ -1,26 +1,27 @@
-"""Reading the recordings tree: which partitions a pass must list, and what is in them.
-
-No Mongo here. A normal pass lists only the partitions from its checkpoint (less the grace)
-to now, so its cost follows what arrived since, not what is on the volume.
+"""The layout rules applied to a directory listing: which files are a recording, which are
+input at a place the contract does not name. Pure; runs wherever the reindexer runs.
 """
 
 from __future__ import annotations
 
-import datetime
-import os
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from smartid_operator.recovery import contract
+from smartid_operator.recovery.report import Skip
+from smartid_operator.recovery.tree import Listing
+
+# Top-level names that are not ours and not input: a filesystem's own.
+FOREIGN = frozenset({"lost+found"})
+# Top-level directories the tree walk descends into (the spool has its own reader).
+WALKED = frozenset({contract.RECORDINGS})
 
 
 @dataclass(frozen=True)
 class Entry:
-    """The files of one recording in a partition (by stem)."""
+    """The files of one recording: one directory, one stem."""
 
-    part: str  # "YYYYMMDD/HHMM"
+    dir: str  # relative to the storage root: "recordings", "recordings/20251020/1305", ...
     stem: str
     names: frozenset[str]
 
@@ -32,59 +33,54 @@ class Entry:
     def data_names(self) -> list[str]:
         return sorted(n for n in self.names if not n.endswith(contract.SIDECAR_SUFFIX))
 
+    @property
+    def name(self) -> str:
+        """The name it sorts by in its directory: its data file's, as ``storage_key`` ends."""
+        data = self.data_names
+        return data[0] if data else self.stem + contract.SIDECAR_SUFFIX
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.dir, self.stem
+
     def path(self, name: str) -> str:
-        return f"{contract.RECORDINGS}/{self.part}/{name}"
+        return f"{self.dir}/{name}"
 
 
-def floor_minute(moment: datetime.datetime) -> datetime.datetime:
-    return moment.astimezone(datetime.UTC).replace(second=0, microsecond=0)
-
-
-def partitions(storage: Path, since: datetime.datetime | None) -> Iterator[tuple[str, Path]]:
-    """``(part, directory)`` of every partition starting at or after ``since``'s minute, in
-    order; every partition when ``since`` is None."""
-    root = storage / contract.RECORDINGS
-    first = floor_minute(since) if since is not None else None
-    first_day = f"{first:%Y%m%d}" if first is not None else ""
-    for day in sorted(_dirs(root)):
-        if day < first_day:
-            continue
-        for minute in sorted(_dirs(root / day)):
-            start = contract.partition_start(day, minute)
-            if start is not None and (first is None or start >= first):
-                yield f"{day}/{minute}", root / day / minute
-
-
-def misplaced(storage: Path) -> list[str]:
-    """Non-hidden names in the tree that are not where the contract puts anything."""
-    root = storage / contract.RECORDINGS
-    found: list[str] = []
-    for entry in _scan(root):
-        if not entry.is_dir() or not entry.name.isdigit() or len(entry.name) != 8:
-            found.append(f"{contract.RECORDINGS}/{entry.name}")
-            continue
-        for inner in _scan(Path(entry.path)):
-            if not inner.is_dir() or contract.partition_start(entry.name, inner.name) is None:
-                found.append(f"{contract.RECORDINGS}/{entry.name}/{inner.name}")
-    return found
-
-
-def entries(part: str, directory: Path) -> list[Entry]:
-    """Every recording's files in a partition, grouped by stem (hidden names left out)."""
+def classify(listing: Listing) -> tuple[list[Entry], list[Skip]]:
+    """The recordings in a listed directory, and what in it breaks the layout rules."""
+    if not listing.rel:
+        return [], _root(listing)
     groups: dict[str, set[str]] = defaultdict(set)
-    for entry in _scan(directory):
-        if entry.is_file(follow_symlinks=False):
-            groups[contract.stem(entry.name)].add(entry.name)
-    return [Entry(part, s, frozenset(names)) for s, names in sorted(groups.items())]
+    skips: list[Skip] = []
+    for file in listing.files:
+        if not file.regular:
+            skips.append(Skip(listing.path(file.name), "not-a-regular-file",
+                              "a symbolic link, socket or device is never indexed"))
+        else:
+            groups[contract.stem(file.name)].add(file.name)
+    entries = []
+    for stem, names in sorted(groups.items()):
+        if contract.valid_id(stem):
+            entries.append(Entry(listing.rel, stem, frozenset(names)))
+        else:
+            skips += [Skip(listing.path(n), "invalid-id",
+                           f"{stem!r} is not a recording id (letters, digits, '_' and '-', "
+                           f"at most 128, no dots)") for n in sorted(names)]
+    return entries, skips
 
 
-def _dirs(path: Path) -> list[str]:
-    return [e.name for e in _scan(path) if e.is_dir(follow_symlinks=False)]
+def _root(listing: Listing) -> list[Skip]:
+    """The storage root holds recordings/, spool/ and nothing else of anyone's."""
+    known = {*WALKED, contract.SPOOL, *FOREIGN}
+    return [Skip(listing.path(name), "misplaced",
+                 "not under recordings/ or spool/, where the contract puts input")
+            for name in [*(f.name for f in listing.files), *listing.subdirs, *listing.unwalked]
+            if name not in known]
 
 
-def _scan(path: Path) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as it:
-            return [e for e in it if not contract.hidden(e.name)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+def in_order(entries: list[Entry], subdirs: tuple[str, ...]) -> list[Entry | str]:
+    """A directory's recordings and subdirectories in the order their full paths sort."""
+    items: list[tuple[str, Entry | str]] = [(e.name, e) for e in entries]
+    items += [(d + "/", d) for d in subdirs]
+    return [item for _, item in sorted(items, key=lambda pair: pair[0])]
