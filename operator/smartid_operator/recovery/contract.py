@@ -1,6 +1,6 @@
 """The storage contract (version 1): how recordings and segments lie on the shared volume, so
 that any pipeline, not only our writer library, can produce them and the reindexer can index
-them after an outage. The README's "Recovery" section is the prose form of this module.
+them after an outage. docs/recovery.md is the prose form of this module.
 
 Layout under the storage root::
 
