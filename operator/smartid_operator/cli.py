@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("kopf.objects").addFilter(
         lambda record: not record.getMessage().endswith("' succeeded."))
     kopf.run(
-        standalone=True,  # one replica with a Recreate strategy; see README "High availability"
+        standalone=True,  # one replica, Recreate: docs/design.md "High availability"
         clusterwide=OPTIONS.clusterwide,
         namespaces=OPTIONS.namespaces,
         liveness_endpoint=args.liveness or None,
