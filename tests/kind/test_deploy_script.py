@@ -124,7 +124,7 @@ def test_existing_cluster_is_reused_and_no_context_is_touched(tmp_path: Path) ->
     proc, calls, state = run(tmp_path, image="smartid-operator:dev-1", existing="smartid-e2e")
     assert proc.returncode == 0, proc.stderr
     assert not [c for c in calls if c.startswith(("kind create", "kind export"))
-                or " config " in c and " get-contexts " not in c], calls
+                or (" config " in c and " get-contexts " not in c)], calls
     assert state.read_text().strip() == "my-cluster"
 
 
