@@ -25,9 +25,10 @@ kind_keeping_context() {
     kubectl config unset current-context >/dev/null
   fi
 }
-if ! kind get clusters | grep -qx "$KIND_CLUSTER"; then
+# grep without -q reads to the end: under pipefail, a writer cut short (SIGPIPE) fails the pipe.
+if ! kind get clusters | grep -Fx "$KIND_CLUSTER" >/dev/null; then
   kind_keeping_context create cluster --name "$KIND_CLUSTER" --wait 120s
-elif ! kubectl config get-contexts -o name | grep -qx "$context"; then
+elif ! kubectl config get-contexts -o name | grep -Fx "$context" >/dev/null; then
   # The cluster runs but this kubeconfig does not know it (another KUBECONFIG, another user).
   kind_keeping_context export kubeconfig --name "$KIND_CLUSTER"
 fi
