@@ -54,7 +54,8 @@ trap 'rm -rf "$overlay"' EXIT
 # kustomize takes a base outside its folder only by a relative path, and follows it from the
 # overlay's real path (symlinks resolved: on macOS the temporary folder is under /var, a link
 # to /private/var), so both ends are real paths here too.
-base=$("${PYTHON:-python3}" -c 'import os, sys; print(os.path.relpath(*map(os.path.realpath, sys.argv[1:])))' \
+base=$("${PYTHON:-python3}" -c \
+  'import os, sys; print(os.path.relpath(*map(os.path.realpath, sys.argv[1:])))' \
   "$PWD/deploy" "$overlay")
 # The tag quoted: a tag like 1.10 is a number to YAML, and newTag must be a string.
 cat >"$overlay/kustomization.yaml" <<EOF
