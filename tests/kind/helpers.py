@@ -61,6 +61,7 @@ def run_chaos_or_abort(command: list[str], *, cwd: Path, timeout: float, kubectl
                 "-p", '{"spec": {"abort": true}}')
     deadline = time.monotonic() + restore_timeout
     ended: dict[str, str] = {}
+    restored = False
     while time.monotonic() < deadline:
         for name in unfinished:
             ended[name] = kubectl("-n", NAMESPACE, "get", "smartidoutagetests", name,
@@ -74,7 +75,8 @@ def run_chaos_or_abort(command: list[str], *, cwd: Path, timeout: float, kubectl
     else:
         raise AssertionError(f"chaos run did not finish in {timeout:.0f} s; aborted "
                              f"{unfinished}, but after {restore_timeout:.0f} s the runs are "
-                             f"{ended} and {workload} is not restored\n{out}")
+                             f"{ended}, {workload} {'restored' if restored else 'not'}"
+                             f"\n{out}")
     left = max(deadline - time.monotonic(), 1.0)
     kubectl("-n", NAMESPACE, "rollout", "status", workload, f"--timeout={left:.0f}s",
             timeout=left + 30)
