@@ -75,7 +75,7 @@ def run_chaos_or_abort(command: list[str], *, cwd: Path, timeout: float, kubectl
     else:
         raise AssertionError(f"chaos run did not finish in {timeout:.0f} s; aborted "
                              f"{unfinished}, but after {restore_timeout:.0f} s the runs are "
-                             f"{ended}, {workload} {'restored' if restored else 'not'}"
+                             f"{ended}, {workload} {'' if restored else 'not '}restored"
                              f"\n{out}")
     left = max(deadline - time.monotonic(), 1.0)
     kubectl("-n", NAMESPACE, "rollout", "status", workload, f"--timeout={left:.0f}s",
