@@ -112,6 +112,7 @@ def test_a_runner_past_its_limit_is_killed_its_run_aborted_and_mongo_waited_for(
         guard(standin, sleep=600, timeout=2)
     assert time.monotonic() - started < 60  # killed, not waited for
     assert "run 1/1: smartid/smartid-short-1206-c1" in str(failure.value)  # its output kept
+    assert "statefulset/mongo is back" in str(failure.value)
 
     calls = (standin / "log").read_text().splitlines()
     patches = [c for c in calls if " patch " in c]
