@@ -4,7 +4,8 @@
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | sha1sum | cut -c1-12)
+# cksum (POSIX): stock macOS has no sha1sum.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup build demo test test-unit test-cluster lint bench e2e-kind image clean
 

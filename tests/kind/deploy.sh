@@ -14,15 +14,23 @@ cd "$(dirname "$0")/../.."
 context="kind-$KIND_CLUSTER"
 k() { kubectl --context "$context" "$@"; }
 
-if ! kind get clusters | grep -qx "$KIND_CLUSTER"; then
+# kind makes the cluster it creates or exports the current context: give the user theirs back.
+kind_keeping_context() {
+  local previous
   previous=$(kubectl config current-context 2>/dev/null || true)
-  kind create cluster --name "$KIND_CLUSTER" --wait 120s
-  # kind makes its new cluster the current context: give the user theirs back.
+  kind "$@"
   if [ -n "$previous" ]; then
     kubectl config use-context "$previous" >/dev/null
   else
     kubectl config unset current-context >/dev/null
   fi
+}
+# grep without -q reads to the end: under pipefail, a writer cut short (SIGPIPE) fails the pipe.
+if ! kind get clusters | grep -Fx "$KIND_CLUSTER" >/dev/null; then
+  kind_keeping_context create cluster --name "$KIND_CLUSTER" --wait 120s
+elif ! kubectl config get-contexts -o name | grep -Fx "$context" >/dev/null; then
+  # The cluster runs but this kubeconfig does not know it (another KUBECONFIG, another user).
+  kind_keeping_context export kubeconfig --name "$KIND_CLUSTER"
 fi
 kind load docker-image "$IMAGE" --name "$KIND_CLUSTER"
 
@@ -43,14 +51,18 @@ established || { echo "CRDs not all Established after 60 s: $crds" >&2; exit 1; 
 # The operator, with the image just built (the manifests name `smartid-operator:0.1.0`).
 overlay=$(mktemp -d)
 trap 'rm -rf "$overlay"' EXIT
-# kustomize takes a base outside its folder only by a relative path.
-base=$("${PYTHON:-python3}" -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
+# kustomize takes a base outside its folder only by a relative path, and follows it from the
+# overlay's real path (symlinks resolved: on macOS the temporary folder is under /var, a link
+# to /private/var), so both ends are real paths here too.
+base=$("${PYTHON:-python3}" -c \
+  'import os, sys; print(os.path.relpath(*map(os.path.realpath, sys.argv[1:])))' \
   "$PWD/deploy" "$overlay")
+# The tag quoted: a tag like 1.10 is a number to YAML, and newTag must be a string.
 cat >"$overlay/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [$base]
-images: [{name: smartid-operator, newName: ${IMAGE%:*}, newTag: ${IMAGE##*:}}]
+images: [{name: smartid-operator, newName: ${IMAGE%:*}, newTag: "${IMAGE##*:}"}]
 EOF
 k apply --server-side -k "$overlay"
 k -n smartid rollout status deployment/smartid-operator --timeout=180s

@@ -6,35 +6,43 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from tests.kind.conftest import NAMESPACE
-from tests.kind.helpers import wait_status
+from smartid_operator.chaos import runner
+from smartid_operator.chaos.model import REACHABLE_WAIT
+from smartid_operator.chaos.scenario import load
+from tests.kind.conftest import NAMESPACE, Kubectl
+from tests.kind.helpers import run_chaos_or_abort, wait_status
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SMARTID_CHAOS_ARTIFACTS", REPO / "reports" / "chaos"))
-# The recovery agent's first pass, then the short scenario (30 s outage, mongod's shutdown
-# and start, the reindex), within the test's limit.
-READY_S, RUN_S = 240, 480
+SHORT = load("short", REPO / "chaos")
+# The recovery agent's first pass; then the runner, given more than it allows itself (each
+# cycle's bound, and a minute to start, create the runs and download reports), so its own
+# timeout and abort act first; past ours the test aborts the run and waits for Mongo's
+# replicas and rollout (a mongod start, as the operator allows for it).
+READY_S = 240
+RUN_S = SHORT.cycles * runner._bound(SHORT) + 60
+RESTORE_S = REACHABLE_WAIT + 60
 
 
-@pytest.mark.timeout(READY_S + RUN_S + 60)
+@pytest.mark.timeout(READY_S + RUN_S + RESTORE_S + 60)
 def test_short_scenario_passes_on_mongo_7_and_leaves_report_and_picture(
-        api: client.ApiClient, context: str) -> None:
+        api: client.ApiClient, kubectl: Kubectl) -> None:
     custom = client.CustomObjectsApi(api)
     wait_status(custom, "Ready with recovery running", READY_S,
                 lambda s: s.get("phase") == "Ready" and any(
                     c["type"] == "Recovered" and c["status"] == "True"
                     for c in s.get("conditions") or []))
-    proc = subprocess.run(
+    proc = run_chaos_or_abort(
         [sys.executable, "-m", "smartid_operator", "chaos", "run", "short", "--context",
-         context, "-n", NAMESPACE, "-d", "smartid", "-o", str(ARTIFACTS)],
-        cwd=REPO, capture_output=True, text=True, timeout=RUN_S)
+         kubectl.context, "-n", NAMESPACE, "-d", "smartid", "-o", str(ARTIFACTS)],
+        cwd=REPO, timeout=RUN_S, kubectl=kubectl, database="smartid",
+        workload="statefulset/mongo", restore_timeout=RESTORE_S)
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reports = sorted(ARTIFACTS.glob("smartid-short-*/report.json"))
