@@ -139,11 +139,13 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
                     children: Children, *, adopt: Callable[[Manifest], None],
                     extra: list[Observation] | None = None, now: str | None = None,
                     backups: BackupMemory | None = None,
-                    agent_pod: str | None = None) -> Result:
+                    agent_pod: str | None = None,
+                    mongo_lost_at: datetime.datetime | None = None) -> Result:
     """One pass. ``current`` is the status as this worker last wrote it; ``extra`` are
     conditions other services observed (not required for Ready); ``backups`` what the watch
     events told of the backup Jobs; ``agent_pod`` why the recovery agent's pod cannot be
-    scheduled, if it cannot."""
+    scheduled, if it cannot; ``mongo_lost_at`` when this worker last saw Mongo stop
+    answering."""
     now = now or utcnow()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -184,7 +186,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
         if spec.recovery.enabled:
             required = (*cond.REQUIRED, recovery.RECOVERED)
             view = await _recovery(handle if reach.ok else None, name, spec, old_conditions,
-                                   current.get("recovery") or {}, agent_pod)
+                                   current.get("recovery") or {}, agent_pod, mongo_lost_at)
             observations.append(view.observation)
             recovery_status = view.section
             recheck = None if view.settled else 0.5
@@ -230,7 +232,8 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
 async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
                     old_conditions: list[dict[str, Any]],
                     previous: Mapping[str, Any],
-                    agent_pod: str | None) -> recovery.RecoveryView:
+                    agent_pod: str | None,
+                    mongo_lost_at: datetime.datetime | None) -> recovery.RecoveryView:
     now = datetime.datetime.now(datetime.UTC)
     report = None
     if handle is not None:
@@ -239,10 +242,14 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
                                           "agent")
         except mongo.MongoError:
             handle = None  # lost meanwhile: no claim either way
-    # When the operator last saw Mongo come back: a pass must have started after it.
+    # Evidence must postdate the outage: a pass that started after this worker saw Mongo
+    # stop answering (no pass can report while it is down), or, with no such memory (the
+    # operator restarted), after the condition says Mongo came back.
     reach = next((c for c in old_conditions if c.get("type") == cond.MONGO_REACHABLE), None)
     since = now.replace(microsecond=0)
-    if reach is not None and reach.get("status") == "True":
+    if mongo_lost_at is not None:
+        since = mongo_lost_at
+    elif reach is not None and reach.get("status") == "True":
         since = datetime.datetime.strptime(reach["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ") \
             .replace(tzinfo=datetime.UTC)
     return recovery.observe(report, agent=agent_name(name), reachable=handle is not None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -69,6 +70,9 @@ class Worker:
     # Why the recovery agent's pod cannot be scheduled (the scheduler's words), from its
     # watch events: a missing claim shows within a second, not as a silent agent.
     agent_unschedulable: str | None = None
+    # When this worker last saw Mongo stop answering (its own clock, not the condition's
+    # whole seconds): evidence that claims an outage's writes were indexed must come after.
+    mongo_lost_at: datetime.datetime | None = None
 
     def workload(self) -> WorkloadKey:
         """The Mongo workload the spec names (read from the latest body, never cached)."""
@@ -113,10 +117,14 @@ class Worker:
     async def _pass(self) -> float:
         started = time.monotonic()
         body = self.body
+        now = datetime.datetime.now(datetime.UTC)
         result = await reconcile(self.context, body, self.status, self.children,
                                  adopt=lambda child: self.hooks.adopt(child, body),
                                  extra=list(self.service_observations.values()),
-                                 backups=self.backups, agent_pod=self.agent_unschedulable)
+                                 backups=self.backups, agent_pod=self.agent_unschedulable,
+                                 mongo_lost_at=self.mongo_lost_at)
+        if _reachable(result.status) is False and _reachable(self.status) is not False:
+            self.mongo_lost_at = now
         result.status.update(self.sections)
         await self._publish(body, result)
         backup_metrics.observe(*self.key, result.status)
@@ -352,6 +360,12 @@ def pod_workload(body: Mapping[str, Any]) -> WorkloadKey | None:
                 return WorkloadKey(meta["namespace"], "Deployment",
                                    ref["name"][:-len(suffix) - 1])
     return None
+
+
+def _reachable(status: Mapping[str, Any]) -> bool | None:
+    found = next((c for c in status.get("conditions") or []
+                  if c.get("type") == "MongoReachable"), None)
+    return None if found is None else found.get("status") == "True"
 
 
 def _last_recovery(status: Mapping[str, Any]) -> dict[str, Any]:

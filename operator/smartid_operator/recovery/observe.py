@@ -1,8 +1,9 @@
 """The recovery promise inside a reconcile: the ``Recovered`` condition and ``status.recovery``
 from the agent's last report (pure; the report is read from Mongo by the reconcile).
 
-``Recovered`` is True only on evidence gathered after Mongo last came back: a pass of the agent
-that *started* after the operator saw Mongo reachable, ended well, and left nothing pending.
+``Recovered`` is True only on evidence gathered after the last outage: a pass of the agent
+that *started* after the operator saw Mongo stop answering (no pass reports while Mongo is
+down, so it ran after Mongo came back), ended well, and left nothing pending.
 A report from before an outage never counts, so the condition cannot claim the outage's
 writes were indexed before they were. Its message says what that pass covered: a full pass
 compared every recording on storage with the index; a changes pass stat'ed every directory
@@ -101,8 +102,8 @@ def observe(report: Mapping[str, Any] | None, *, agent: str, reachable: bool,
     if reachable_since is not None and (started is None or started < reachable_since):
         return RecoveryView(Observation(
             RECOVERED, False, "Pending",
-            f"waiting for the agent's first pass since Mongo answered again at "
-            f"{_iso(reachable_since)}"), section, settled=False)
+            f"waiting for a pass of the agent that started after the outage (after "
+            f"{_iso(reachable_since)})"), section, settled=False)
     pending = int(report.get("pending") or 0)
     if pending:
         oldest = report.get("oldest_unindexed_seconds")
