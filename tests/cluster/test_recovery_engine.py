@@ -469,7 +469,7 @@ def test_recovery_status_prints_the_agents_report(server: MongoServer, storage: 
     printed = json.loads(capsys.readouterr().out)
     assert printed["trigger"] == "startup" and printed["ok"] is True
     assert printed["agent"] == agent.identity
-    agent.link.close()
+    agent.close()
     mc.close()
 
 

@@ -35,6 +35,26 @@ def test_while_mongo_refuses_the_agent_probes_fast_and_estimates_pending(
     assert REGISTRY.get_sample_value("smartid_recovery_mongo_reachable") == 0
 
 
+def test_with_inotify_the_agent_walks_at_once_not_at_its_interval(tmp_path: Path) -> None:
+    agent = Agent(AgentConfig(storage=tmp_path, uri=f"mongodb://127.0.0.1:{free_port()}/",
+                              scan_interval=60, watch_interval=60))
+    try:
+        assert agent.notified
+        agent.step()  # the baseline walk; the next is due in a minute
+        walks = agent.walks
+        deep = tmp_path / "recordings" / "tenant-a" / "2025" / "cam-9"
+        deep.mkdir(parents=True)
+        (deep / "r-1.json").write_text("{}")
+        deadline = time.monotonic() + 5
+        while agent.walks == walks:
+            assert time.monotonic() < deadline, "the agent did not walk on the event"
+            agent.step()
+            time.sleep(0.01)
+        assert agent.reindexer.changed
+    finally:
+        agent.close()
+
+
 def test_the_walk_sees_a_recording_and_the_fingerprint_a_spool_line(tmp_path: Path) -> None:
     agent = Agent(AgentConfig(storage=tmp_path, uri="mongodb://127.0.0.1:1/"))
     agent.reindexer.look()  # the baseline

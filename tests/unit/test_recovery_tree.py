@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from smartid_operator.recovery import contract, scan
+from smartid_operator.recovery.notify import Notifier
 from smartid_operator.recovery.tree import Tree
 
 
@@ -108,3 +109,25 @@ def test_what_breaks_the_layout_is_named(tmp_path: Path) -> None:
     entries, skips = scan.classify(recordings)
     assert [e.stem for e in entries] == ["bad", "ok_1"]  # the stem ends at the first dot
     assert {(s.path, s.reason) for s in skips} == {("recordings/link.json", "not-a-regular-file")}
+
+
+def test_inotify_says_when_to_walk_and_ignores_writes_in_flight(tmp_path: Path) -> None:
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "spool").mkdir()
+    notifier = Notifier(tmp_path)
+    assert notifier.start() and notifier.active
+    try:
+        assert not notifier.changed()
+        touch(tmp_path / "recordings/.tmp-in-flight.json")  # a hidden name: not yet news
+        touch(tmp_path / "spool/seg.jsonl.open")  # the spool has its own watch
+        time.sleep(0.3)
+        assert not notifier.changed()
+        (tmp_path / "recordings/t/2025/cam-1").mkdir(parents=True)
+        (tmp_path / "recordings/.tmp-in-flight.json").rename(
+            tmp_path / "recordings/t/2025/cam-1/r-1.json")
+        deadline = time.monotonic() + 5
+        while not notifier.changed():
+            assert time.monotonic() < deadline, "no event for a rename into a new directory"
+            time.sleep(0.01)
+    finally:
+        notifier.stop()

@@ -1,9 +1,11 @@
 """The recovery agent: a long-running loop beside the storage volume.
 
 Runs in the agent's pod (``smartid-operator recovery agent``). It walks the recordings tree
-(``tree.Tree``: a ``stat`` per directory, a listing of the ones that changed) every
-``watch_interval``, or less often on a tree so large that the walk would take more than a
-twentieth of a core; the spool is watched by its directory and live files' sizes. While Mongo
+(``tree.Tree``: a ``stat`` per directory, a listing of the ones that changed) when inotify
+says something changed (``notify.Notifier``) and every ``scan_interval`` regardless; where
+inotify is not to be had, every ``watch_interval``. Either way never more often than keeps
+the walks within ``walk_share`` of a core on a large tree. The spool is watched by its
+directory and live files' sizes. While Mongo
 answers it runs a changes pass when something changed, a safety pass every ``scan_interval``
 regardless, and a full pass at start and every ``full_pass_interval``. While Mongo is down it
 goes on walking (so the outage's writes are already found) and probes Mongo every
@@ -28,6 +30,7 @@ from pymongo.errors import PyMongoError
 
 from smartid_operator.recovery import contract, metrics, state
 from smartid_operator.recovery.link import MongoLink
+from smartid_operator.recovery.notify import Notifier
 from smartid_operator.recovery.reindexer import Reindexer
 from smartid_operator.recovery.report import PassReport
 
@@ -46,6 +49,7 @@ class AgentConfig:
     watch_interval: float = 0.25
     survey_interval: float = 2.0
     walk_share: float = 0.05  # of a core, at most, for walking the tree
+    inotify: bool = True
     grace_seconds: float = 120.0
     timeout: float = 2.0
 
@@ -66,29 +70,40 @@ class Agent:
         self._next_survey = 0.0
         self._next_look = 0.0
         self.walks = 0
+        self.notifier = Notifier(config.storage)
+        self.notified = config.inotify and self.notifier.start()
         self._down_since: datetime.datetime | None = None
         self._last_recovery: dict[str, Any] | None = None
 
     def run(self, stop: threading.Event) -> None:
         log.info("recovery agent for %s on %s: batch %d, scan every %.1f s, full pass every "
-                 "%.0f s", self.config.database, self.config.storage, self.config.batch_size,
-                 self.config.scan_interval, self.config.full_pass_interval)
-        while not stop.is_set():
-            wait = self.step()
-            stop.wait(wait)
+                 "%.0f s, change seen by %s", self.config.database, self.config.storage,
+                 self.config.batch_size, self.config.scan_interval,
+                 self.config.full_pass_interval,
+                 "inotify and walks" if self.notified else "walks alone")
+        try:
+            while not stop.is_set():
+                wait = self.step()
+                stop.wait(wait)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.notifier.stop()
         self.link.close()
 
     def step(self) -> float:
         """One turn of the loop; returns how long to wait before the next."""
         now = time.monotonic()
-        if now >= self._next_look:
+        if now >= self._next_look or (self.notified and self.notifier.changed()):
             clock = time.perf_counter()
             self.reindexer.look()
             self.walks += 1
             cost = time.perf_counter() - clock
             metrics.WALK_SECONDS.set(cost)
             metrics.DIRECTORIES.set(self.reindexer.walk_directories)
-            self._next_look = now + max(self.config.watch_interval, cost / self.config.walk_share)
+            every = self.config.scan_interval if self.notified else self.config.watch_interval
+            self._next_look = now + max(every, cost / self.config.walk_share)
         if not self.link.up:
             if self.link.available():
                 returned = contract.utcnow()
