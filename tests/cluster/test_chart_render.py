@@ -60,6 +60,8 @@ def without_helm_labels(doc: dict[str, Any]) -> dict[str, Any]:
         assert labels["helm.sh/chart"].startswith("smartid-operator-"), doc["metadata"]
     for label in HELM_LABELS:
         labels.pop(label, None)
+    if not labels:  # an object that had Helm's labels only
+        doc["metadata"].pop("labels", None)
     return doc
 
 
