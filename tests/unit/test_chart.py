@@ -80,7 +80,8 @@ def test_the_schema_refuses_unknown_keys_everywhere_it_knows_the_keys() -> None:
     """A misspelt key is an error, not a value quietly ignored."""
     def walk(node: dict[str, Any], where: str) -> list[str]:
         loose = []
-        if "properties" in node and node.get("additionalProperties") is not False:
+        # Known keys and nothing else (False), or a map whose values are checked (a schema).
+        if "properties" in node and node.get("additionalProperties", True) is True:
             loose.append(where or "(top)")
         for key, child in node.get("properties", {}).items():
             loose += walk(child, f"{where}.{key}".lstrip("."))
@@ -97,35 +98,29 @@ KEY = re.compile(r"^(\s*)([A-Za-z][\w.-]*):(.*)$")
 
 
 def undocumented_keys(lines: list[str]) -> list[str]:
-    """Keys with no comment of their own. A key is documented by a comment line right above
-    it at its indentation, possibly above a run of one-line siblings it shares with them
-    (nodeSelector, tolerations, ...), or by its parent's documentation."""
+    """Keys with no comment of their own (a comment line right above, at their indentation).
+    Inside a documented key, the keys of a free-form map (resources.requests, ...) may go
+    without; but where one of them has a comment (image.repository) each of them needs one."""
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+
+    own: dict[int, bool] = {}
+    parent: dict[int, int | None] = {}
+    for i, line in enumerate(lines):
+        if not KEY.match(line):
+            continue
+        above = lines[i - 1] if i else ""
+        own[i] = above.strip().startswith("#") and indent(above) == indent(line)
+        parent[i] = max((j for j in own if indent(lines[j]) < indent(line)), default=None)
+    commented_groups = {parent[i] for i in own if own[i]}
     documented: dict[int, bool] = {}
     missing = []
-    for i, line in enumerate(lines):
-        match = KEY.match(line)
-        if not match:
-            continue
-        indent = len(match.group(1))
-        ok = False
-        j = i - 1
-        while j >= 0:
-            above = lines[j]
-            stripped = above.strip()
-            above_indent = len(above) - len(above.lstrip())
-            if stripped.startswith("#") and above_indent == indent:
-                ok = True
-                break
-            sibling = KEY.match(above)
-            if sibling and above_indent == indent and sibling.group(3).strip():
-                j -= 1  # a one-line sibling: the comment above it covers both
-                continue
-            if sibling and above_indent < indent:  # the parent key
-                ok = documented.get(j, False)
-            break
-        documented[i] = ok
-        if not ok:
-            missing.append(f"line {i + 1}: {line.strip()}")
+    for i in own:
+        p = parent[i]
+        documented[i] = own[i] or (p is not None and p not in commented_groups
+                                   and documented[p])
+        if not documented[i]:
+            missing.append(f"line {i + 1}: {lines[i].strip()}")
     return missing
 
 
@@ -137,9 +132,11 @@ def test_every_value_is_documented_in_values_yaml() -> None:
 def test_the_documentation_check_finds_a_key_without_a_comment() -> None:
     """The check above on a file with one key undocumented."""
     lines = ["# the scope", "scope: namespaced", "", "# the image", "image:", "  # where from",
-             "  repository: x", "  tag: ''", "", "naked: 1"]
-    assert undocumented_keys(lines) == ["line 10: naked: 1"]
-    assert undocumented_keys(lines[:9]) == []
+             "  repository: x", "  # which", "  tag: ''", "", "naked: 1"]
+    assert undocumented_keys(lines) == ["line 11: naked: 1"]
+    assert undocumented_keys(lines[:10]) == []
+    del lines[7]  # tag's comment
+    assert undocumented_keys(lines) == ["line 8: tag: ''", "line 10: naked: 1"]
 
 
 @pytest.mark.parametrize("key", sorted(yaml.safe_load((CHART / "values.yaml").read_text())))
