@@ -247,8 +247,11 @@ def test_bad_values_are_refused_by_name(helm: Helm, args: list[str], message: st
 
 
 def strict_dry_run(bed: TestBed, docs: list[dict[str, Any]]) -> str:
+    # --force-conflicts: the cluster-scoped objects may exist already, from the kustomize
+    # install other tests of the session made (another namespace in the binding's subject);
+    # a dry run changes nothing, and what is checked here is the objects, not who owns them.
     return bed.kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict",
-                       "--field-manager=smartid-chart-test", "-f", "-",
+                       "--force-conflicts", "--field-manager=smartid-chart-test", "-f", "-",
                        input=yaml.safe_dump_all(docs))
 
 
