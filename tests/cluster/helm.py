@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from smartid_testbed import binaries
@@ -45,3 +46,14 @@ class Helm:
         out = self("template", "smartid-operator", str(CHART), "--namespace", namespace,
                    "--include-crds", *args)
         return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def built_helm(home: Path, kubeconfig: Path | None = None) -> Helm:
+    """Helm, built first if need be; as for the test bed's binaries, a Helm that cannot be
+    built fails the run on CI (CI=true) and skips the test elsewhere."""
+    try:
+        return Helm(home, kubeconfig)
+    except binaries.BuildError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Helm could not be built: {exc}")
+        pytest.skip(f"Helm could not be built: {exc}")

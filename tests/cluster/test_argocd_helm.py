@@ -7,17 +7,15 @@ deploy/argocd/crds, never pruned nor deleted)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from smartid_testbed import binaries
 from smartid_testbed.testbed import TestBed
 from tests.cluster import test_argocd
-from tests.cluster.helm import CHART, ROOT, Helm
+from tests.cluster.helm import CHART, ROOT, Helm, built_helm
 
 APP = ROOT / "deploy/argocd/helm/operator.yaml"
 argocd = test_argocd.argocd  # the fixture: Argo CD's CRDs served, namespaces argocd and smartid
@@ -25,12 +23,7 @@ argocd = test_argocd.argocd  # the fixture: Argo CD's CRDs served, namespaces ar
 
 @pytest.fixture(scope="module")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    try:
-        return Helm(tmp_path_factory.mktemp("helm"))
-    except binaries.BuildError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Helm could not be built: {exc}")
-        pytest.skip(f"Helm could not be built: {exc}")
+    return built_helm(tmp_path_factory.mktemp("helm"))
 
 
 def application() -> dict[str, Any]:

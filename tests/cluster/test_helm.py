@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -22,13 +21,12 @@ import pytest
 from kubernetes import client, config
 
 from smartid_operator.backup import scan
-from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import apply, render
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.processes import free_port
 from smartid_testbed.testbed import TestBed
-from tests.cluster.helm import CHART, Helm, HelmError
+from tests.cluster.helm import CHART, Helm, HelmError, built_helm
 from tests.cluster.test_backup import backup_now, job_outcome
 from tests.cluster.test_chaos import create_run, wait_run
 from tests.cluster.test_operator import get_db, wait_phase
@@ -58,12 +56,7 @@ def operator_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
 
 @pytest.fixture(scope="module")
 def release(testbed: TestBed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    try:
-        helm = Helm(tmp_path_factory.mktemp("helm"), testbed.kubeconfig)
-    except binaries.BuildError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Helm could not be built: {exc}")
-        pytest.skip(f"Helm could not be built: {exc}")
+    helm = built_helm(tmp_path_factory.mktemp("helm"), testbed.kubeconfig)
     namespace = f"helm-{uuid.uuid4().hex[:8]}"
     ports = {"metrics": free_port(), "liveness": free_port()}
     helm("install", RELEASE, str(CHART), "--namespace", namespace, "--create-namespace",
