@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # cksum (POSIX): stock macOS has no sha1sum.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup build demo test test-unit test-cluster lint bench e2e-kind image clean
+.PHONY: setup build demo test test-unit test-cluster lint bench e2e-kind image clean chart
 
 setup: $(STAMP)
 $(STAMP): pyproject.toml testbed/pyproject.toml
@@ -68,6 +68,15 @@ test-unit: setup
 
 test-cluster: build
 	$(PY) -m pytest tests/cluster -ra
+
+# The Helm chart, linted and packaged at the project's version into dist/ (Helm v4 built from
+# its Go module into the test bed's cache, like the other binaries; docs/helm.md).
+CHART_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+chart: setup
+	helm=$$($(PY) -c 'from smartid_testbed.binaries import find; print(find("helm"))') && \
+	  $$helm lint --strict charts/smartid-operator && \
+	  $$helm package charts/smartid-operator --version $(CHART_VERSION) --app-version $(CHART_VERSION) \
+	    --destination dist
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.4"
 FERRETDB_VERSION = "v1.24.2"
+HELM_VERSION = "v4.3.2"  # the newest v4 the Go module proxy serves (tests of charts/)
 
 _VERSION_PKG = "k8s.io/component-base/version"
 _KUBE_LDFLAGS = (
@@ -56,6 +57,9 @@ TOOLS: dict[str, Tool] = {
             for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
         ),
         Tool("ferretdb", "ferretdb", ".", FERRETDB_VERSION),
+        Tool("helm", "helm", "helm.sh/helm/v4/cmd/helm", HELM_VERSION,
+             (f"-X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
+              "-X helm.sh/helm/v4/internal/version.gitTreeState=clean")),
     )
 }
 
