@@ -120,12 +120,22 @@ def throughput(mc: Client, work: Path, count: int, batch: int,
     }
 
 
-def first_ping(host: str, port: int, seen: list[float], stop: threading.Event) -> None:
-    while not stop.is_set():
-        if answers_ping(host, port, 100):
-            seen.append(time.monotonic())
-            return
-        time.sleep(0.005)
+def restart(server: MongoServer) -> float:
+    """Start the stopped server; when it first answered ``ping``, watched by a thread of
+    the bench's own (monotonic seconds)."""
+    seen: list[float] = []
+
+    def watch() -> None:
+        while not seen:
+            if answers_ping(server.host, server.port, 100):
+                seen.append(time.monotonic())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    server.start()
+    watcher.join(timeout=30)
+    return seen[0]
 
 
 def recovery(server: MongoServer, mc: Client, work: Path, run: int) -> dict[str, Any]:
@@ -146,13 +156,7 @@ def recovery(server: MongoServer, mc: Client, work: Path, run: int) -> dict[str,
     for r in range(50):
         rids.append(writer.store_recording(f"recording {r}".encode(), tenant_id="t1"))
         sids += writer.store_segments(rids[-1], [Segment(i, text=f"s{i}") for i in range(20)])
-    seen: list[float] = []
-    watch_stop = threading.Event()
-    watcher = threading.Thread(target=first_ping, args=(server.host, server.port, seen,
-                                                        watch_stop))
-    watcher.start()
-    server.start()
-    watcher.join(timeout=30)
+    answered = restart(server)
     while True:
         if (db.recordings.count_documents({"_id": {"$in": rids}}) == len(rids)
                 and db.recording_segments.count_documents({"_id": {"$in": sids}}) == len(sids)):
@@ -165,7 +169,7 @@ def recovery(server: MongoServer, mc: Client, work: Path, run: int) -> dict[str,
     document = agent.document(agent.last_report) if agent.last_report else {}
     mc.drop_database(name)
     # The agent's own view: from its probe's first answer to the end of that pass.
-    return {"seconds": round(done - seen[0], 3), "recordings": len(rids), "segments": len(sids),
+    return {"seconds": round(done - answered, 3), "recordings": len(rids), "segments": len(sids),
             "agent_reported": document.get("last_recovery")}
 
 
@@ -259,13 +263,7 @@ def spread(server: MongoServer, mc: Client, work: Path, count: int,
             (directory / f".{rid}{suffix}").write_bytes(body)
             os.rename(directory / f".{rid}{suffix}", directory / f"{rid}{suffix}")
     time.sleep(1.0)  # the agent walks during the outage too
-    seen: list[float] = []
-    watch_stop = threading.Event()
-    watcher = threading.Thread(target=first_ping, args=(server.host, server.port, seen,
-                                                        watch_stop))
-    watcher.start()
-    server.start()
-    watcher.join(timeout=30)
+    answered = restart(server)
     while db.recordings.count_documents({"_id": {"$regex": "^outage-"}}) < len(rids):
         time.sleep(0.01)
     done = time.monotonic()
@@ -274,7 +272,7 @@ def spread(server: MongoServer, mc: Client, work: Path, count: int,
     mc.drop_database(name)
     shutil.rmtree(storage)
     return {"recordings_on_storage": count, "directories": len(directories),
-            "written_during_outage": len(rids), "seconds": round(done - seen[0], 3),
+            "written_during_outage": len(rids), "seconds": round(done - answered, 3),
             "startup_full_pass_seconds": round(initial.duration_seconds, 2) if initial else None,
             "idle": idle}
 

@@ -29,6 +29,7 @@ from pymongo.database import Database
 from smartid_operator.cli import main as cli_main
 from smartid_operator.migrations import Engine
 from smartid_operator.recovery import Reindexer, Segment, contract, state
+from smartid_operator.recovery import reindexer as reindexer_module
 from smartid_operator.recovery.agent import Agent, AgentConfig
 from smartid_operator.recovery.report import PassReport
 from smartid_operator.recovery.writer import RecordingWriter
@@ -506,4 +507,29 @@ def test_the_agent_command_indexes_serves_metrics_and_stops_on_sigterm(
         out, _ = agent.communicate(timeout=15)
     assert agent.returncode == 0, out
     assert "Traceback" not in out, out
+    mc.close()
+
+
+def test_a_pass_cut_short_by_mongo_leaves_its_changes_for_the_next(
+        server: MongoServer, storage: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mc, db = database(server)
+    reindexer = Reindexer(storage)
+    assert reindexer.run(db, trigger="test").ok  # the startup full pass
+    plain_recording(storage, "cut-1", part="a/b")
+    real = reindexer_module.insert_missing
+
+    def outage_mid_pass(*args: Any) -> Any:  # the server goes away between listing and insert
+        server.stop()
+        return real(*args)
+
+    monkeypatch.setattr(reindexer_module, "insert_missing", outage_mid_pass)
+    cut = reindexer.run(db, trigger="test")
+    assert not cut.ok and cut.failed_on == "mongo", cut.summary()
+    monkeypatch.undo()
+    server.start()
+    mc.close()
+    mc, db = database(server)
+    again = reindexer.run(db, trigger="test")
+    assert again.ok and again.kind == "changes" and again.recordings_indexed == 1, again.summary()
+    assert db["recordings"].find_one({"_id": "cut-1"}) is not None
     mc.close()

@@ -120,6 +120,19 @@ class Reindexer:
         return report
 
     def _pass(self, db: Database, report: PassReport, full: bool) -> None:
+        if not full:
+            self.look()
+        dirty, self._dirty = self._dirty, {}
+        try:
+            self._work(db, report, full, dirty)
+        except BaseException:  # nothing is lost: the next pass looks at these again
+            for rel, (listing, since) in dirty.items():
+                newer = self._dirty.get(rel)
+                self._dirty[rel] = (newer[0], min(since, newer[1])) if newer else (listing, since)
+            raise
+
+    def _work(self, db: Database, report: PassReport, full: bool,
+              dirty: dict[str, tuple[Listing, int]]) -> None:
         now = report.started_at
         tracked = {doc["_id"]: doc for doc in state.read_skipped(db)}
         found: dict[str, Skip] = {}
@@ -128,16 +141,10 @@ class Reindexer:
         if full:
             self._full(db, report, found, examined, batch, now)
         else:
-            self.look()
-            dirty, self._dirty = self._dirty, {}
-            try:
-                for listing, since in dirty.values():
-                    self._changes(listing, since, report, found, examined, batch, now)
-                report.directories = self.walk_directories
-                report.listed = len(dirty)
-            except BaseException:
-                self._dirty = {**dirty, **self._dirty}  # looked at again by the next pass
-                raise
+            for listing, since in dirty.values():
+                self._changes(listing, since, report, found, examined, batch, now)
+            report.directories = self.walk_directories
+            report.listed = len(dirty)
         self._tracked(tracked, report, found, examined, batch, now)
         batch.flush()
 
@@ -178,7 +185,6 @@ class Reindexer:
     def _full(self, db: Database, report: PassReport, found: dict[str, Skip],
               examined: set[tuple[str, str]], batch: _Batch, now: datetime.datetime) -> None:
         """Every recording on storage against the index, both in ``storage_key`` order."""
-        self._dirty = {}
         root = self.tree.list_now("")
         if root is not None:
             report.listed += 1
