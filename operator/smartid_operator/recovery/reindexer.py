@@ -139,13 +139,13 @@ class Reindexer:
         examined: set[tuple[str, str]] = set()
         batch = _Batch(self, db, report, found)
         if full:
-            self._full(db, report, found, examined, batch, now)
+            self._full(db, report, found, batch, now)
         else:
             for listing, since in dirty.values():
                 self._changes(listing, since, report, found, examined, batch, now)
             report.directories = self.walk_directories
             report.listed = len(dirty)
-        self._tracked(tracked, report, found, examined, batch, now)
+            self._tracked(tracked, report, found, examined, batch, now)
         batch.flush()
 
         replay = SpoolReplay(self.storage, db, self.batch_size, report, self._offsets,
@@ -154,8 +154,9 @@ class Reindexer:
         for skip in replay.skips:
             found[skip.key] = skip
 
+        # A full pass examined everything on storage (and keeps no set of it: flat memory).
         resolved = [key for key, doc in tracked.items() if key not in found and (
-            (doc.get("dir"), doc.get("stem")) in examined
+            (full and doc.get("line") is None) or (doc.get("dir"), doc.get("stem")) in examined
             or not (self.storage / doc["path"]).exists())]
         state.update_skipped(db, {key: self._tracked_entry(s) for key, s in found.items()},
                              resolved, now)
@@ -182,8 +183,8 @@ class Reindexer:
                 examined.add(entry.key)
                 self._examine(entry, None, report, found, batch, now)
 
-    def _full(self, db: Database, report: PassReport, found: dict[str, Skip],
-              examined: set[tuple[str, str]], batch: _Batch, now: datetime.datetime) -> None:
+    def _full(self, db: Database, report: PassReport, found: dict[str, Skip], batch: _Batch,
+              now: datetime.datetime) -> None:
         """Every recording on storage against the index, both in ``storage_key`` order."""
         root = self.tree.list_now("")
         if root is not None:
@@ -199,10 +200,8 @@ class Reindexer:
             while indexed is not None and indexed < key:
                 missing_files += 1
                 indexed = next(keys, None)
-            examined.add(entry.key)
             if indexed == key:
                 report.recordings_present += 1
-                self._confirmed[entry.key] = time.time_ns()
                 indexed = next(keys, None)
                 continue
             self._examine(entry, "full", report, found, batch, now)
@@ -336,7 +335,8 @@ class Reindexer:
                 continue
             if doc["_id"] in present:
                 report.recordings_present += 1
-            self._confirmed[entry.key] = stamp
+            if check is None:  # a changes pass's: the next ones may list it again
+                self._confirmed[entry.key] = stamp
         self._progress(report)
 
     # -- reporting -----------------------------------------------------------------------------
