@@ -127,6 +127,7 @@ def test_writes_during_an_outage_are_indexed_exactly_once_without_a_manual_step(
               if e.involved_object.kind == "SmartIDDatabase"]
     assert "Reindexed" in events
     print(f"all outage writes indexed {indexed_after:.2f} s after mongo-0 was Ready")
+    assert indexed_after < 3.0, indexed_after  # the 2 s promise, with a margin for this machine
     assert_no_exceptions(operator)
 
 
@@ -305,8 +306,8 @@ def test_writes_anywhere_are_indexed_and_recovered_claims_only_what_was_checked(
         if t > dropped_at and status == "True":
             assert indexed == set(places), (reason, indexed)
     print(f"indexed {indexed_after:.2f} s and Ready {ready_after:.2f} s after mongo-0 was Ready")
-    # The targets are 2 s and 1 s after the agent's report; margins for a loaded machine.
-    assert indexed_after < 5, indexed_after
+    # The targets are 2 s, and 1 s after the agent's report; a margin for this machine.
+    assert indexed_after < 3.0, indexed_after
     timeline = sorted({(round(t - back, 1), p, m) for t, p, m in phases if t > back - 1})
     assert ready_after < indexed_after + 3, (indexed_after, ready_after, timeline)
     assert_no_exceptions(operator)
