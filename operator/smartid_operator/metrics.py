@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,23 @@ LAST_CHECK = Gauge("smartid_last_check_timestamp_seconds", "When the database wa
                    ["namespace", "name"])
 READY = Gauge("smartid_database_ready", "1 if the SmartIDDatabase is Ready",
               ["namespace", "name"])
+# Every status condition, so alerts can say why (SchemaReady's reason, BackupHealthy's
+# JobCannotStart) without a metric per reason. One series per type: the reason moves.
+CONDITION = Gauge("smartid_database_condition",
+                  "1 if the status condition is True, 0 if False, by type and current reason",
+                  ["namespace", "name", "type", "reason"])
+OUTAGE_PASSED = Gauge("smartid_outage_test_passed",
+                      "1 if the last outage test with a verdict passed, 0 if it failed",
+                      ["namespace", "name"])
+OUTAGE_FINISHED = Gauge("smartid_outage_test_finished_timestamp_seconds",
+                        "When the last outage test with a verdict finished (Unix time)",
+                        ["namespace", "name"])
+OUTAGE_RECOVERY = Gauge("smartid_outage_test_recovery_seconds",
+                        "Seconds from Mongo's return to the last outage write reindexed",
+                        ["namespace", "name"])
+OUTAGE_LOST = Gauge("smartid_outage_test_lost", "Writes the last outage test found not reindexed",
+                    ["namespace", "name"])
+_OUTAGE = (OUTAGE_PASSED, OUTAGE_FINISHED, OUTAGE_RECOVERY, OUTAGE_LOST)
 
 
 def observe(key: tuple[str, str], body: Mapping[str, Any], result: Result,
@@ -46,6 +65,8 @@ def observe(key: tuple[str, str], body: Mapping[str, Any], result: Result,
     if version := status.get("schema", {}).get("version"):
         SCHEMA_VERSION.labels(namespace, name).set(int(version[1:]))
     READY.labels(namespace, name).set(int(status["phase"] == "Ready"))
+    _conditions(namespace, name, status.get("conditions") or [])
+    _outage_test(namespace, name, status.get("lastOutageTest") or {})
     MIGRATIONS.labels(namespace, name).inc(len(result.migrated))
     outcome = "invalid" if result.config_error else "unavailable" if result.unavailable else "ok"
     RECONCILES.labels(namespace, name, outcome).inc()
@@ -54,17 +75,46 @@ def observe(key: tuple[str, str], body: Mapping[str, Any], result: Result,
     DURATION.labels("reconcile").observe(seconds)
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> None:
+def _conditions(namespace: str, name: str, conditions: list[Mapping[str, Any]]) -> None:
+    current = {(c.get("type", ""), c.get("reason", "")): c.get("status") == "True"
+               for c in conditions}
+    for labels in list(CONDITION._metrics):  # a reason that moved on leaves no stale series
+        if labels[:2] == (namespace, name) and labels[2:] not in current:
+            CONDITION.remove(*labels)
+    for (type_, reason), ok in current.items():
+        CONDITION.labels(namespace, name, type_, reason).set(int(ok))
+
+
+def _outage_test(namespace: str, name: str, last: Mapping[str, Any]) -> None:
+    """Only runs with a verdict: a refused or aborted run proves nothing either way."""
+    if last.get("result") not in ("Passed", "Failed"):
+        return
+    OUTAGE_PASSED.labels(namespace, name).set(int(last["result"] == "Passed"))
+    OUTAGE_LOST.labels(namespace, name).set(int(last.get("lost") or 0))
+    if (seconds := last.get("recoverySeconds")) is not None:
+        OUTAGE_RECOVERY.labels(namespace, name).set(float(seconds))
+    if finished := last.get("finishedAt"):
+        OUTAGE_FINISHED.labels(namespace, name).set(
+            datetime.datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp())
+
+
+def listen_address() -> str:
+    """Where metrics listen: all interfaces, unless ``SMARTID_METRICS_ADDRESS`` names one (the
+    test bed's pods share one host, so each gets its own loopback address, as a pod its IP)."""
+    return os.environ.get("SMARTID_METRICS_ADDRESS") or "0.0.0.0"
+
+
+def serve(port: int, addr: str | None = None) -> None:
     if port:
-        start_http_server(port, addr=addr)
+        start_http_server(port, addr=addr or listen_address())
 
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted database's series so dashboards do not show ghosts."""
-    for gauge in (READY, SCHEMA_VERSION, PING, LAST_CHECK):
+    for gauge in (READY, SCHEMA_VERSION, PING, LAST_CHECK, *_OUTAGE):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
-    for labelled in (MONGO_REACHABLE, RECONCILES):
+    for labelled in (MONGO_REACHABLE, RECONCILES, CONDITION):
         for labels in list(labelled._metrics):  # no public iteration API
             if labels[:2] == (namespace, name):
                 labelled.remove(*labels)

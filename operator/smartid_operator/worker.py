@@ -108,6 +108,7 @@ class Worker:
                 raise
             except Exception:  # a bug must not end this database's worker for good
                 log.exception("reconcile of %s/%s failed", *self.key)
+                metrics.RECONCILES.labels(*self.key, "error").inc()
                 self.failures += 1
                 delay = self._backoff()
 
@@ -127,7 +128,7 @@ class Worker:
             self.mongo_lost_at = now
         result.status.update(self.sections)
         await self._publish(body, result)
-        backup_metrics.observe(*self.key, result.status)
+        backup_metrics.observe(*self.key, result.status, self.backups.cronjob_created)
         log.debug("pass %s/%s: %s in %.3f s", *self.key, result.status.get("phase"),
                  time.monotonic() - started)
         metrics.observe(self.key, body, result, time.monotonic() - started)

@@ -1,4 +1,5 @@
-"""Find or build the test bed's binaries: the Kubernetes control plane, etcd and FerretDB.
+"""Find or build the test bed's binaries: the Kubernetes control plane, etcd, FerretDB, and
+Prometheus with promtool (the alert rules' tests and a real Prometheus scraping the operator).
 
 They are built from pinned upstream Go modules by the helper modules in ``testbed/go``
 (committed go.mod + go.sum), once, into a cache directory that later runs on the same
@@ -25,6 +26,7 @@ KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.4"
 FERRETDB_VERSION = "v1.24.2"
 HELM_VERSION = "v4.3.2"  # the newest v4 the Go module proxy serves (tests of charts/)
+PROMETHEUS_VERSION = "v0.316.0"  # the Go module's tag of Prometheus 3.16.0
 
 _VERSION_PKG = "k8s.io/component-base/version"
 _KUBE_LDFLAGS = (
@@ -33,6 +35,15 @@ _KUBE_LDFLAGS = (
     f"-X {_VERSION_PKG}.gitMinor=34",
     f"-X {_VERSION_PKG}.gitTreeState=clean",
 )
+
+
+_PROM_LDFLAGS = (
+    "-X github.com/prometheus/common/version.Version=3.16.0",
+    "-X github.com/prometheus/common/version.Branch=v3.16.0",
+)
+# Without the remote service discoveries (cloud providers, Consul, Kubernetes, ...): the test
+# bed's Prometheus reads file_sd; the build compiles about a third fewer packages.
+_PROM_TAGS = ("remove_all_sd",)
 
 
 class BuildError(RuntimeError):
@@ -46,6 +57,7 @@ class Tool:
     package: str  # Go package (a main package) to build
     version: str
     ldflags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 TOOLS: dict[str, Tool] = {
@@ -60,8 +72,15 @@ TOOLS: dict[str, Tool] = {
         Tool("helm", "helm", "helm.sh/helm/v4/cmd/helm", HELM_VERSION,
              (f"-X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
               "-X helm.sh/helm/v4/internal/version.gitTreeState=clean")),
+        *(
+            Tool(name, "prometheus", f"github.com/prometheus/prometheus/cmd/{name}",
+                 PROMETHEUS_VERSION, _PROM_LDFLAGS, _PROM_TAGS)
+            for name in ("prometheus", "promtool")
+        ),
     )
 }
+# Tools of these helper modules are built by one `go build`, sharing the compiled packages.
+BUILT_TOGETHER = frozenset({"prometheus"})
 
 
 def repo_root() -> Path:
@@ -87,7 +106,7 @@ def build_key(tool: Tool) -> str:
         if path.suffix in {".mod", ".sum", ".go"}:
             h.update(path.name.encode())
             h.update(path.read_bytes())
-    h.update(repr((tool.package, tool.ldflags)).encode())
+    h.update(repr((tool.package, tool.ldflags, tool.tags)).encode())
     return h.hexdigest()[:12]
 
 
@@ -115,7 +134,9 @@ def find(name: str, *, build: bool = True) -> Path:
         raise BuildError(f"{name} is not built yet (expected {target})")
     with _lock(target.parent / ".build.lock"):
         if not target.is_file():  # another process may have built it while we waited
-            _go_build(tool, target)
+            group = [t for t in TOOLS.values() if t.module == tool.module] \
+                if tool.module in BUILT_TOGETHER else [tool]
+            _go_build([t for t in group if not cached_path(t).is_file()])
     return target
 
 
@@ -134,17 +155,25 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _go_build(tool: Tool, target: Path) -> None:
+def _go_build(tools: list[Tool]) -> None:
+    """Build ``tools`` (one helper module, the same flags) with one ``go build``."""
     go = shutil.which("go")
     if go is None:
         raise BuildError("the Go toolchain ('go') is not on PATH; it builds the test bed")
+    tool = tools[0]
+    name = "+".join(t.name for t in tools)
+    target = cached_path(tool)
     partial = target.with_name(target.name + ".partial")
-    cmd = [go, "build", "-v", "-buildvcs=false",
-           "-ldflags", " ".join(("-s", "-w", *tool.ldflags)), "-o", str(partial), tool.package]
+    if len(tools) > 1:  # -o names a directory: each command lands under its own name
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    cmd = [go, "build", "-v", "-buildvcs=false", "-tags", ",".join(tool.tags),
+           "-ldflags", " ".join(("-s", "-w", *tool.ldflags)),
+           "-o", str(partial) + ("/" if len(tools) > 1 else ""), *(t.package for t in tools)]
     # Go keeps its module and build caches under $HOME; later runs on this machine reuse them.
     env = {"HOME": str(Path.home()), **os.environ, "CGO_ENABLED": "0"}
-    _say(f"building {tool.name} {tool.version} from Go modules (first run only; "
-         f"kube-apiserver takes ~3 min cold on 2 cores) ...")
+    _say(f"building {name} {tool.version} from Go modules (first run only; "
+         f"kube-apiserver takes ~3 min, prometheus+promtool ~4 min cold on 2 cores) ...")
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=go_modules_dir() / tool.module, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -155,7 +184,7 @@ def _go_build(tool: Tool, target: Path) -> None:
 
     def heartbeat() -> None:
         while not done.wait(15):
-            _say(f"  {tool.name}: {compiled} packages compiled, "
+            _say(f"  {name}: {compiled} packages compiled, "
                  f"{time.monotonic() - started:.0f} s")
 
     beat = threading.Thread(target=heartbeat, daemon=True)
@@ -166,10 +195,18 @@ def _go_build(tool: Tool, target: Path) -> None:
     rc = proc.wait()
     done.set()
     if rc != 0:
-        partial.unlink(missing_ok=True)
-        raise BuildError(f"go build of {tool.name} failed (exit {rc}):\n" + "\n".join(tail))
-    partial.rename(target)
-    _say(f"built {tool.name} in {time.monotonic() - started:.0f} s -> {target}")
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
+        raise BuildError(f"go build of {name} failed (exit {rc}):\n" + "\n".join(tail))
+    if len(tools) == 1:
+        partial.rename(target)
+    else:
+        for built in tools:
+            (partial / built.name).rename(cached_path(built))
+        partial.rmdir()
+    _say(f"built {name} in {time.monotonic() - started:.0f} s -> {target.parent}")
 
 
 def _say(message: str) -> None:

@@ -76,6 +76,12 @@ def operator_args(docs: list[dict[str, Any]], *, namespace_arg: str | None = Non
         if doc["kind"] != "Deployment" or doc["metadata"]["name"] != "smartid-operator":
             continue
         container = doc["spec"]["template"]["spec"]["containers"][0]
+        for port in container.get("ports") or []:  # what a PodMonitor scrapes, as served
+            if port.get("name") == "metrics":
+                port["containerPort"] = ports["metrics"]
+        # All interfaces, not only the pod's address: the tests read 127.0.0.1:<port>.
+        container.setdefault("env", []).append(
+            {"name": "SMARTID_METRICS_ADDRESS", "value": "0.0.0.0"})
         args: list[str] = []
         for arg in container["args"]:
             if arg.startswith("--metrics-port="):

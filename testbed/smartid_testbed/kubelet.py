@@ -124,6 +124,13 @@ class AddressBook:
                 self._save()
             return self._pods[key]
 
+    def release(self, namespace: str, name: str) -> None:
+        """Give a pod's address back (pods of the operator's image: their names do not come
+        back, unlike a StatefulSet's)."""
+        with self._lock:
+            if self._pods.pop(f"{namespace}/{name}", None) is not None:
+                self._save()
+
     def _save(self) -> None:
         self.path.write_text(json.dumps({"block": self._block, "pods": self._pods}, indent=2))
 
@@ -477,6 +484,7 @@ class _PodWorker:
         self.restarts = 0
         # SIGTERM, then SIGKILL after the pod's grace period (capped: a test bed is impatient).
         self._grace = min(10.0, float(pod["spec"].get("terminationGracePeriodSeconds") or 30))
+        self.address: str | None = None  # the pod's IP, for pods of the operator's image
 
     def start(self) -> None:
         self._thread.start()
@@ -511,6 +519,8 @@ class _PodWorker:
                 self._child.stop(grace=self._grace)
             if self._delete:
                 _force_delete(self.api, self.pod)
+            if self.kind == "command" and self.address is not None:
+                self.kubelet.addresses.release(self.meta["namespace"], self.meta["name"])
             self.kubelet.forget(self.meta["uid"])
 
     def _log_path(self) -> Path:
@@ -602,7 +612,13 @@ class _PodWorker:
 
     def _run_command(self) -> None:
         namespace = self.meta["namespace"]
-        self._report(None, running=None, ready=False, waiting={"reason": "ContainerCreating"})
+        if self.container.get("ports"):
+            # Pods share the host's network here: a pod that serves a port gets its own
+            # loopback address, as a pod its IP, and the operator's programs serve their
+            # metrics there (SMARTID_METRICS_ADDRESS), so two agents never fight over 8080.
+            self.address = self.kubelet.addresses.address(namespace, self.meta["name"])
+        address = self.address
+        self._report(address, running=None, ready=False, waiting={"reason": "ContainerCreating"})
         kubeconfig: Path | None = None
         token: str | None = None
         if self.kubelet.mint_kubeconfig is not None:
@@ -632,7 +648,7 @@ class _PodWorker:
                 if str(exc) != error:
                     error = str(exc)
                     self._event("Warning", "Failed", f"Error: {exc}")
-                    self._report(None, running=None, ready=False, waiting={
+                    self._report(address, running=None, ready=False, waiting={
                         "reason": "CreateContainerConfigError", "message": error})
             if self._stop.wait(1):
                 return
@@ -646,7 +662,8 @@ class _PodWorker:
                                     False))
         bindir = str(Path(sys.executable).parent)
         env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}",
-               "HOME": os.environ.get("HOME", "/tmp"), "HOSTNAME": self.meta["name"], **env}
+               "HOME": os.environ.get("HOME", "/tmp"), "HOSTNAME": self.meta["name"],
+               **({"SMARTID_METRICS_ADDRESS": address} if address else {}), **env}
         if kubeconfig is not None:
             env["KUBECONFIG"] = POD_KUBECONFIG
         shown = " ".join(argv)
@@ -661,7 +678,7 @@ class _PodWorker:
             offset = log_path.stat().st_size if log_path.exists() else 0
             self._child = Child(self.container["name"], run, log_path, env=env, cwd=cwd)
             self._event("Normal", "Started", f"started {shown}")
-            self._report(None, running=started, ready=True)
+            self._report(address, running=started, ready=True)
             while self._child.alive() and not self._stop.wait(0.2):
                 pass
             if self._stop.is_set():
@@ -674,11 +691,11 @@ class _PodWorker:
                     code):
                 terminated["message"] = message
             if (code == 0 and policy != "Always") or (code != 0 and policy == "Never"):
-                self._report(None, running=None, ready=False, terminated=terminated,
+                self._report(address, running=None, ready=False, terminated=terminated,
                              phase="Succeeded" if code == 0 else "Failed")
                 return
             self.restarts += 1
-            self._report(None, running=None, ready=False, terminated=terminated)
+            self._report(address, running=None, ready=False, terminated=terminated)
             self._stop.wait(min(10, 2 ** self.restarts / 2))
 
     def _with_volumes(self, argv: list[str], env: dict[str, str],

@@ -4,6 +4,7 @@ operator's other metrics)."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,18 +24,33 @@ DUMP_BYTES = Gauge("smartid_backup_latest_dump_bytes", "Size of the latest dump"
                    ["namespace", "name"])
 DUMP_DOCUMENTS = Gauge("smartid_backup_latest_dump_documents", "Documents in the latest dump",
                        ["namespace", "name"])
-_GAUGES = (HEALTHY, LAST_SUCCESS, LAST_FAILURE, DUMP_BYTES, DUMP_DOCUMENTS)
+LAST_VERIFIED = Gauge("smartid_backup_last_verified_timestamp_seconds",
+                      "When the newest dump whose restore was verified was taken (Unix time)",
+                      ["namespace", "name"])
+SUSPENDED = Gauge("smartid_backup_suspended", "1 if the backup schedule is suspended",
+                  ["namespace", "name"])
+# What "never verified" counts from: a backup schedule younger than the alert's age is not late.
+SCHEDULE_CREATED = Gauge("smartid_backup_schedule_created_timestamp_seconds",
+                         "When the backup CronJob was created (Unix time)", ["namespace", "name"])
+_GAUGES = (HEALTHY, LAST_SUCCESS, LAST_FAILURE, DUMP_BYTES, DUMP_DOCUMENTS, LAST_VERIFIED,
+           SUSPENDED, SCHEDULE_CREATED)
 
 
 def run_finished(namespace: str, name: str, succeeded: bool) -> None:
     RUNS.labels(namespace, name, "succeeded" if succeeded else "failed").inc()
 
 
-def observe(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+def observe(namespace: str, name: str, status: Mapping[str, Any],
+            schedule_created: datetime.datetime | None = None) -> None:
     section = status.get("backup")
     if not section:
         forget(namespace, name)
         return
+    SUSPENDED.labels(namespace, name).set(int(bool(section.get("suspended"))))
+    if schedule_created is not None:
+        SCHEDULE_CREATED.labels(namespace, name).set(schedule_created.timestamp())
+    if verified := parse_time((section.get("lastVerifiedDump") or {}).get("time")):
+        LAST_VERIFIED.labels(namespace, name).set(verified.timestamp())
     healthy = next((c for c in status.get("conditions") or []
                     if c.get("type") == "BackupHealthy"), None)
     if healthy is not None:

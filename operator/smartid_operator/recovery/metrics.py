@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -38,12 +39,14 @@ def observe(report: PassReport) -> None:
             LAST_PASS.set(report.finished_at.timestamp())
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> bool:
+def serve(port: int, addr: str | None = None) -> bool:
     """Serve metrics; a taken port costs the metrics, never the recovery (False)."""
     if not port:
         return False
     try:
-        start_http_server(port, addr=addr)
+        # SMARTID_METRICS_ADDRESS: as the operator's (smartid_operator.metrics.listen_address)
+        start_http_server(port, addr=addr or os.environ.get("SMARTID_METRICS_ADDRESS")
+                          or "0.0.0.0")
     except OSError as exc:
         log.error("metrics not served on port %d: %s", port, exc)
         return False
