@@ -106,7 +106,8 @@ def build_key(tool: Tool) -> str:
         if path.suffix in {".mod", ".sum", ".go"}:
             h.update(path.name.encode())
             h.update(path.read_bytes())
-    h.update(repr((tool.package, tool.ldflags, tool.tags)).encode())
+    # Tags only where there are some: the other tools keep the keys (and caches) they had.
+    h.update(repr((tool.package, tool.ldflags, *((tool.tags,) if tool.tags else ()))).encode())
     return h.hexdigest()[:12]
 
 

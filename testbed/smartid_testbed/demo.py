@@ -3,7 +3,10 @@ installed with `deploy/` (namespaced, its own ServiceAccount and Role), the samp
 (Mongo, the recordings volume, a SmartIDDatabase with recovery and outage tests enabled),
 then one real outage test run through the operator with `smartid-operator chaos run`: Mongo
 scaled to 0, recordings written while it is down, Mongo scaled back, every write proven
-reindexed; the result table, the report and the timeline picture."""
+reindexed; the result table, the report and the timeline picture. A real Prometheus scrapes
+the operator and the recovery agent with the alerting rules loaded; the demo prints the
+Mongo-unreachable alert going pending, firing and resolved, and draws the outage as Prometheus
+recorded it."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from smartid_testbed import demo_prometheus
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import REPO, apply_samples, install_operator
 from smartid_testbed.testbed import TestBed
@@ -40,7 +44,7 @@ def _wait_phase(bed: TestBed, phase: str, timeout: float = 90) -> float:
 
 def run_demo(bed: TestBed) -> None:
     _say("installing the operator: kubectl apply -k deploy/")
-    install_operator(bed, "deploy", health_interval=3)
+    operator_namespace, _ = install_operator(bed, "deploy", health_interval=3)
     _say("applying the samples: kubectl apply -k deploy/samples (mongo:7, the recordings "
          "volume, a SmartIDDatabase with recovery and outage tests enabled)")
     apply_samples(bed, NS)
@@ -48,15 +52,33 @@ def run_demo(bed: TestBed) -> None:
     _say(f"SmartIDDatabase Ready {took:.1f} s after the samples were applied "
          f"(schema migrated, recovery agent running)")
     print(bed.kubectl("get", "sidb,statefulset,deployment,pods,pvc", "-n", NS), flush=True)
+    prom = demo_prometheus.start(bed, operator_namespace)
+    _say(f"Prometheus {prom.url} (alerts: {prom.url}/alerts) scrapes the operator and the "
+         f"recovery agent, with deploy/monitoring/smartid-alerts.rules.yaml loaded "
+         f"(SmartIDMongoUnreachable's `for` shortened to "
+         f"{demo_prometheus.THRESHOLDS['mongoUnreachableFor']} for the demo)")
 
     _say(f"outage test through the operator: smartid-operator chaos run "
          f"{SCENARIO.relative_to(REPO)} (a SmartIDOutageTest: scale StatefulSet/mongo to 0, "
          f"write 50 recordings and 1,000 segments while it is down, scale it back, prove "
          f"each one reindexed)")
-    code = subprocess.call(
-        [sys.executable, "-m", "smartid_operator", "chaos", "run", str(SCENARIO),
-         "--kubeconfig", str(bed.kubeconfig), "-n", NS, "-d", "smartid", "-o", str(REPORTS)],
-        timeout=600)
+    started = time.time()
+    with demo_prometheus.AlertPrinter(prom, NS, _say) as printer:
+        code = subprocess.call(
+            [sys.executable, "-m", "smartid_operator", "chaos", "run", str(SCENARIO),
+             "--kubeconfig", str(bed.kubeconfig), "-n", NS, "-d", "smartid", "-o",
+             str(REPORTS)], timeout=600)
+        # The alert resolves once the operator's next ping answers and Prometheus evaluates.
+        wait_for(lambda: not prom.alerts("SmartIDMongoUnreachable", namespace=NS),
+                 timeout=30, what="the Mongo alert resolved", interval=0.5)
+        time.sleep(1)  # the printer's last poll
+    lifecycle = [state for _, name, state in printer.changes
+                 if name == "SmartIDMongoUnreachable"]
+    _say(f"SmartIDMongoUnreachable during the outage test: {' -> '.join(lifecycle) or 'none'}")
+    runs = sorted((p for p in REPORTS.glob("*/report.json")), key=lambda p: p.stat().st_mtime)
+    folder = runs[-1].parent if runs else REPORTS
+    png = demo_prometheus.picture(prom, NS, started - 5, time.time(), folder / "prometheus.png")
+    _say(f"the outage as Prometheus recorded it: {png}")
     _say("the run as kubectl shows it:")
     print(bed.kubectl("get", "sidbtest,sidb", "-n", NS), flush=True)
     print(bed.kubectl("get", "events", "-n", NS, "--field-selector",

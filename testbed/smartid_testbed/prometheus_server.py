@@ -186,11 +186,11 @@ class PrometheusServer:
                                      step=step)["result"]
         return result
 
-    def alerts(self, name: str | None = None, state: str | None = None,
+    def alerts(self, alertname: str | None = None, state: str | None = None,
                **labels: str) -> list[Obj]:
         """Prometheus' active alerts (pending or firing), optionally by name, state, labels."""
         found: list[Obj] = self.api("alerts")["alerts"]
-        return [a for a in found if (name is None or a["labels"].get("alertname") == name)
+        return [a for a in found if alertname in (None, a["labels"].get("alertname"))
                 and (state is None or a["state"] == state)
                 and all(a["labels"].get(k) == v for k, v in labels.items())]
 
@@ -198,10 +198,12 @@ class PrometheusServer:
         return [t for t in self.api("targets", state="active")["activeTargets"]
                 if t["labels"].get("job") == job and t["health"] == "up"]
 
-    def alert_history(self, name: str, since: float, **labels: str) -> list[tuple[float, str]]:
+    def alert_history(self, alertname: str, since: float,
+                      **labels: str) -> list[tuple[float, str]]:
         """(timestamp, pending|firing) of every ``ALERTS`` sample of the alert since ``since``,
         in time order: what Prometheus itself recorded of the alert's life."""
-        matchers = ", ".join([f'alertname="{name}"', *(f'{k}="{v}"' for k, v in labels.items())])
+        matchers = ", ".join([f'alertname="{alertname}"',
+                              *(f'{k}="{v}"' for k, v in labels.items())])
         window = max(1, int(time.time() - since) + 1)
         samples = [(float(ts), series["metric"]["alertstate"])
                    for series in self.query(f"ALERTS{{{matchers}}}[{window}s]")

@@ -138,3 +138,40 @@ def test_the_helm_template_is_the_prometheusrule_with_values_in_place() -> None:
     rule = yaml.safe_load(text.replace("{{ .Release.Name }}", "r").replace(
         "{{ .Release.Namespace }}", "ns"))
     assert rule["spec"] == render.prometheus_rule(render.rules())["spec"]
+
+
+def test_helm_renders_the_templates_as_the_component_with_values_in_place(
+        tmp_path: Path) -> None:
+    """With the test bed's Helm (where it has one): the two templates in a bare chart."""
+    if "helm" not in binaries.TOOLS:
+        pytest.skip("the test bed builds no Helm here")
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: smartid-operator\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(yaml.safe_dump({"monitoring": render.helm_values()}))
+    for name, text in render.helm_templates().items():
+        (chart / "templates" / name).write_text(text)
+    helm = _binary("helm")
+    off = run(helm, "template", "r", chart)
+    assert off.returncode == 0 and "kind:" not in off.stdout, off.stderr
+    on = run(helm, "template", "r", chart, "--namespace", "mon",
+             "--set", "monitoring.rules.enabled=true",
+             "--set", "monitoring.podMonitors.enabled=true",
+             "--set", "monitoring.rules.thresholds.backupMaxAgeSeconds=172800",
+             "--set", "monitoring.rules.labels.release=kps")
+    assert on.returncode == 0, on.stderr
+    docs = [d for d in yaml.safe_load_all(on.stdout) if d]
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert rule["spec"] == render.prometheus_rule(
+        render.rules({"backupMaxAgeSeconds": "172800"}))["spec"]
+    assert [d["spec"] for d in docs if d["kind"] == "PodMonitor"] == \
+        [m["spec"] for m in render.pod_monitors()]
+
+
+def test_the_charts_values_carry_the_monitoring_block() -> None:
+    """Once the chart's values.yaml exists beside the templates, it must hold these keys."""
+    values = REPO / "charts/smartid-operator/values.yaml"
+    if not values.is_file():
+        pytest.skip("charts/smartid-operator/values.yaml is not in this tree yet")
+    assert yaml.safe_load(values.read_text()).get("monitoring") == render.helm_values()

@@ -225,6 +225,30 @@ def helm_templates() -> dict[str, str]:
     }
 
 
+def helm_values() -> dict[str, Any]:
+    """The chart's ``monitoring:`` values that the two templates read, with their defaults."""
+    return {"podMonitors": {"enabled": False, "labels": {}},
+            "rules": {"enabled": False, "labels": {}, "runbookBaseUrl": RUNBOOKS,
+                      "thresholds": {t.name: t.default if t.is_duration else int(t.default)
+                                     for t in THRESHOLDS}}}
+
+
+def helm_values_schema() -> dict[str, Any]:
+    """The JSON-schema fragment of ``monitoring`` for the chart's values.schema.json."""
+    duration = {"type": "string", "pattern": "^(0|([0-9]+(ms|s|m|h|d|w|y))+)$"}
+    labels = {"type": "object", "additionalProperties": {"type": "string"}}
+    thresholds = {t.name: {**(duration if t.is_duration else {"type": "integer", "minimum": 1}),
+                           "description": t.help} for t in THRESHOLDS}
+    return {"type": "object", "additionalProperties": False, "properties": {
+        "podMonitors": {"type": "object", "additionalProperties": False, "properties": {
+            "enabled": {"type": "boolean"}, "labels": labels}},
+        "rules": {"type": "object", "additionalProperties": False, "properties": {
+            "enabled": {"type": "boolean"}, "labels": labels,
+            "runbookBaseUrl": {"type": "string", "format": "uri"},
+            "thresholds": {"type": "object", "additionalProperties": False,
+                           "properties": thresholds}}}}}
+
+
 # -- all files -------------------------------------------------------------------------------------
 
 def outputs() -> dict[str, str]:
