@@ -53,16 +53,21 @@ def run_demo(bed: TestBed) -> None:
          f"(schema migrated, recovery agent running)")
     print(bed.kubectl("get", "sidb,statefulset,deployment,pods,pvc", "-n", NS), flush=True)
     prom = demo_prometheus.start(bed, operator_namespace)
-    _say(f"Prometheus {prom.url} (alerts: {prom.url}/alerts) scrapes the operator and the "
-         f"recovery agent, with deploy/monitoring/smartid-alerts.rules.yaml loaded "
-         f"(SmartIDMongoUnreachable's `for` shortened to "
+    _say(f"Prometheus {prom.url} (its API; alerts: {prom.url}/api/v1/alerts) scrapes the "
+         f"operator and the recovery agent, with deploy/monitoring/smartid-alerts.rules.yaml "
+         f"loaded (SmartIDMongoUnreachable's `for` shortened to "
          f"{demo_prometheus.THRESHOLDS['mongoUnreachableFor']} for the demo)")
+    try:
+        prom.wait_for_targets(timeout=30)
+    except TimeoutError as exc:  # e.g. another process on 0.0.0.0:8080 (the pod's PortTaken)
+        _say(f"WARNING: not every target is scraped, the picture will miss them: {exc}")
+    time.sleep(8)  # some samples from before the outage, for the picture
 
     _say(f"outage test through the operator: smartid-operator chaos run "
          f"{SCENARIO.relative_to(REPO)} (a SmartIDOutageTest: scale StatefulSet/mongo to 0, "
          f"write 50 recordings and 1,000 segments while it is down, scale it back, prove "
          f"each one reindexed)")
-    started = time.time()
+    started = time.time() - 8
     with demo_prometheus.AlertPrinter(prom, NS, _say) as printer:
         code = subprocess.call(
             [sys.executable, "-m", "smartid_operator", "chaos", "run", str(SCENARIO),
@@ -71,13 +76,13 @@ def run_demo(bed: TestBed) -> None:
         # The alert resolves once the operator's next ping answers and Prometheus evaluates.
         wait_for(lambda: not prom.alerts("SmartIDMongoUnreachable", namespace=NS),
                  timeout=30, what="the Mongo alert resolved", interval=0.5)
-        time.sleep(1)  # the printer's last poll
+        time.sleep(6)  # the printer's last poll; the reindex rate's last samples
     lifecycle = [state for _, name, state in printer.changes
                  if name == "SmartIDMongoUnreachable"]
     _say(f"SmartIDMongoUnreachable during the outage test: {' -> '.join(lifecycle) or 'none'}")
     runs = sorted((p for p in REPORTS.glob("*/report.json")), key=lambda p: p.stat().st_mtime)
     folder = runs[-1].parent if runs else REPORTS
-    png = demo_prometheus.picture(prom, NS, started - 5, time.time(), folder / "prometheus.png")
+    png = demo_prometheus.picture(prom, NS, started, time.time(), folder / "prometheus.png")
     _say(f"the outage as Prometheus recorded it: {png}")
     _say("the run as kubectl shows it:")
     print(bed.kubectl("get", "sidbtest,sidb", "-n", NS), flush=True)

@@ -20,9 +20,12 @@ INTERVAL = 1.0
 
 
 def start(bed: TestBed, operator_namespace: str) -> PrometheusServer:
-    return PrometheusServer(bed.kubeconfig, bed.workdir / "prometheus",
+    """Prometheus for the rest of the demo's life (it stays up for a look until Ctrl-C)."""
+    prom = PrometheusServer(bed.kubeconfig, bed.workdir / "prometheus",
                             render.rules_file(THRESHOLDS), render.pod_monitors(),
                             namespace=operator_namespace, interval=INTERVAL).start()
+    bed.on_stop.append(prom.stop)
+    return prom
 
 
 class AlertPrinter:

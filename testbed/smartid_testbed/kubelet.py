@@ -617,6 +617,14 @@ class _PodWorker:
             # loopback address, as a pod its IP, and the operator's programs serve their
             # metrics there (SMARTID_METRICS_ADDRESS), so two agents never fight over 8080.
             self.address = self.kubelet.addresses.address(namespace, self.meta["name"])
+            taken = [p["containerPort"] for p in self.container["ports"]
+                     if not _port_free(self.address, p["containerPort"])]
+            if taken:  # a process on 0.0.0.0:<port> would answer for the pod: publish no IP
+                self._event("Warning", "PortTaken",
+                            f"port(s) {taken} taken on {self.address} by another process on "
+                            f"this host (one listening on all addresses?): no pod IP")
+                self.kubelet.addresses.release(namespace, self.meta["name"])
+                self.address = None
         address = self.address
         self._report(address, running=None, ready=False, waiting={"reason": "ContainerCreating"})
         kubeconfig: Path | None = None

@@ -85,6 +85,7 @@ class PrometheusServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._child: Child | None = None
+        self._api: client.CoreV1Api | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._discover, daemon=True,
                                         name="prometheus-discovery")
@@ -134,6 +135,23 @@ class PrometheusServer:
         self._stop.set()
         if self._child is not None:
             self._child.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def wait_for_targets(self, timeout: float = 60) -> None:
+        """Until every PodMonitor has a target and each is up (scraped once at least)."""
+        jobs = {m["metadata"]["name"] for m in self.monitors}
+
+        def all_up() -> bool:
+            active = self.api("targets", state="active")["activeTargets"]
+            if {t["scrapePool"] for t in active} >= jobs and \
+                    all(t["health"] == "up" for t in active):
+                return True
+            raise AssertionError("; ".join(f"{t['scrapePool']} {t['scrapeUrl']}: "
+                                           f"{t['health']} {t['lastError']}" for t in active)
+                                 or "no targets")
+
+        wait_for(all_up, timeout=timeout, what="every PodMonitor's targets up", interval=0.5)
 
     def __enter__(self) -> PrometheusServer:
         return self.start()
@@ -144,8 +162,11 @@ class PrometheusServer:
     # -- discovery ---------------------------------------------------------------------------------
 
     def _pods(self) -> list[Obj]:
-        api = client.CoreV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))
-        listed = api.list_pod_for_all_namespaces(_preload_content=False)
+        if self._api is None:
+            api_client = config.new_client_from_config(config_file=str(self.kubeconfig))
+            api_client.configuration.retries = False  # the next poll is the retry
+            self._api = client.CoreV1Api(api_client)
+        listed = self._api.list_pod_for_all_namespaces(_preload_content=False, _request_timeout=5)
         pods: list[Obj] = json.loads(listed.data)["items"]
         return pods
 

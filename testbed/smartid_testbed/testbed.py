@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -18,6 +19,7 @@ class TestBed:
     def __init__(self, cluster: LocalCluster, kubelet: KubeletStandIn) -> None:
         self.cluster = cluster
         self.kubelet = kubelet
+        self.on_stop: list[Callable[[], None]] = []  # what runs beside it (a Prometheus)
 
     @property
     def kubeconfig(self) -> Path:
@@ -79,6 +81,8 @@ class TestBed:
         return cls(cluster, kubelet)
 
     def stop(self) -> None:
+        while self.on_stop:
+            self.on_stop.pop()()
         self.kubelet.stop()
         self.cluster.stop()
 
