@@ -84,7 +84,7 @@ def picture(prom: PrometheusServer, namespace: str, start: float, end: float,
          "C3"),
         ("Recovery backlog (records not yet indexed)", f"smartid_recovery_pending{{{sel}}}",
          "C1"),
-        ("Reindex rate (records/s)",
+        ("Reindex rate (records/s, over 5 s)",
          f"sum(rate(smartid_recovery_indexed_total{{{sel}}}[5s]))", "C2"),
     ]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 8), sharex=True)
