@@ -5,6 +5,7 @@ the Prometheus Go module (``smartid_testbed.binaries``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -124,54 +125,50 @@ def test_the_thresholds_component_sets_every_threshold_from_the_overlays_configm
 
 
 def test_the_helm_template_is_the_prometheusrule_with_values_in_place() -> None:
-    """Helm's own rendering is the chart's test; this checks the escaping the generator does:
-    with the values substituted, the template is the kustomize PrometheusRule."""
+    """Helm's own rendering is checked below; this checks the escaping the generator does:
+    with the defaults substituted, the template is the kustomize PrometheusRule."""
     text = render.helm_templates()["prometheusrule.yaml"]
     assert text.splitlines()[1] == "{{- if .Values.monitoring.rules.enabled }}"
     text = "\n".join(line for line in text.splitlines()
                      if not line.lstrip().startswith(("{{-", "{{/*")))
-    text = re.sub(r"\{\{ \.Values\.monitoring\.rules\.thresholds\.(\w+) \| quote \}\}",
-                  lambda m: f'"{render.DEFAULTS[m.group(1)]}"', text)
-    text = text.replace("{{ .Values.monitoring.rules.runbookBaseUrl }}", render.RUNBOOKS)
+    text = re.sub(r'\{\{ \.Values\.monitoring\.rules\.\w+(?:\.\w+)? \| default ("[^"]*")'
+                  r"(?: \| quote)? \}\}", lambda m: m.group(1), text)
+    text = re.sub(r'"(https://[^"]*)"#', r"\1#", text)
     text = re.sub(r"\{\{`(.*?)`\}\}", r"\1", text)
     assert ".Values" not in text
-    rule = yaml.safe_load(text.replace("{{ .Release.Name }}", "r").replace(
-        "{{ .Release.Namespace }}", "ns"))
+    rule = yaml.safe_load(text.replace("{{ .Release.Namespace }}", "ns"))
     assert rule["spec"] == render.prometheus_rule(render.rules())["spec"]
 
 
-def test_helm_renders_the_templates_as_the_component_with_values_in_place(
-        tmp_path: Path) -> None:
-    """With the test bed's Helm (where it has one): the two templates in a bare chart."""
-    if "helm" not in binaries.TOOLS:
-        pytest.skip("the test bed builds no Helm here")
-    chart = tmp_path / "chart"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: smartid-operator\nversion: 0.1.0\n")
-    (chart / "values.yaml").write_text(yaml.safe_dump({"monitoring": render.helm_values()}))
-    for name, text in render.helm_templates().items():
-        (chart / "templates" / name).write_text(text)
+def test_helm_renders_the_templates_as_the_component_with_values_in_place() -> None:
+    """The chart with monitoring on: the component's objects, a threshold overridden."""
+    chart = REPO / "charts/smartid-operator"
     helm = _binary("helm")
-    off = run(helm, "template", "r", chart)
-    assert off.returncode == 0 and "kind:" not in off.stdout, off.stderr
+    off = run(helm, "template", "r", chart, "--namespace", "mon")
+    assert off.returncode == 0, off.stderr
+    assert "PrometheusRule" not in off.stdout and "PodMonitor" not in off.stdout
     on = run(helm, "template", "r", chart, "--namespace", "mon",
              "--set", "monitoring.rules.enabled=true",
              "--set", "monitoring.podMonitors.enabled=true",
              "--set", "monitoring.rules.thresholds.backupMaxAgeSeconds=172800",
-             "--set", "monitoring.rules.labels.release=kps")
+             "--set", "monitoring.rules.thresholds.mongoUnreachableFor=30s",
+             "--set", "commonLabels.release=kps")
     assert on.returncode == 0, on.stderr
     docs = [d for d in yaml.safe_load_all(on.stdout) if d]
     rule = next(d for d in docs if d["kind"] == "PrometheusRule")
     assert rule["metadata"]["labels"]["release"] == "kps"
-    assert rule["spec"] == render.prometheus_rule(
-        render.rules({"backupMaxAgeSeconds": "172800"}))["spec"]
+    assert rule["metadata"]["namespace"] == "mon"
+    assert rule["spec"] == render.prometheus_rule(render.rules(
+        {"backupMaxAgeSeconds": "172800", "mongoUnreachableFor": "30s"}))["spec"]
     assert [d["spec"] for d in docs if d["kind"] == "PodMonitor"] == \
         [m["spec"] for m in render.pod_monitors()]
+    typo = run(helm, "template", "r", chart, "--set", "monitoring.rules.thresholds.mongoFor=1m")
+    assert typo.returncode != 0 and "mongoFor" in typo.stderr, typo.stderr
 
 
-def test_the_charts_values_carry_the_monitoring_block() -> None:
-    """Once the chart's values.yaml exists beside the templates, it must hold these keys."""
-    values = REPO / "charts/smartid-operator/values.yaml"
-    if not values.is_file():
-        pytest.skip("charts/smartid-operator/values.yaml is not in this tree yet")
-    assert yaml.safe_load(values.read_text()).get("monitoring") == render.helm_values()
+def test_the_charts_values_and_schema_carry_the_monitoring_block() -> None:
+    chart = REPO / "charts/smartid-operator"
+    assert yaml.safe_load((chart / "values.yaml").read_text())["monitoring"] == \
+        render.helm_values()
+    schema = json.loads((chart / "values.schema.json").read_text())
+    assert schema["properties"]["monitoring"] == render.helm_values_schema()

@@ -191,62 +191,61 @@ def _helm_escape(text: str) -> str:
 
 
 def helm_templates() -> dict[str, str]:
+    """The chart's two templates: the objects of the kustomize component, named as there,
+    labelled by the chart's own helper; thresholds are ``monitoring.rules.thresholds``
+    overrides of the defaults written here."""
     placeholders = {name: f"HELMVALUE{i}X" for i, name in enumerate(BY_NAME)}
     rule = prometheus_rule(rules(placeholders, base="HELMRUNBOOKX"))
-    rule["metadata"].update(name="RELEASENAMEX-alerts", namespace="RELEASENAMESPACEX")
     text = _helm_escape(dump([rule]))
     for name, mark in placeholders.items():
-        text = text.replace(mark, f"{{{{ {_VALUES}.rules.thresholds.{name} | quote }}}}")
-    text = text.replace("HELMRUNBOOKX", f"{{{{ {_VALUES}.rules.runbookBaseUrl }}}}")
-    text = text.replace("RELEASENAMEX", "{{ .Release.Name }}")
-    text = text.replace("RELEASENAMESPACEX", "{{ .Release.Namespace }}")
-    text = text.replace(
-        "    app.kubernetes.io/component: monitoring\n",
-        "    app.kubernetes.io/component: monitoring\n"
-        f"    {{{{- with {_VALUES}.rules.labels }}}}\n"
-        "    {{- toYaml . | nindent 4 }}\n    {{- end }}\n", 1)
-    monitors = pod_monitors()
-    for monitor in monitors:
-        monitor["metadata"].update(name="RELEASENAMEX-" + monitor["metadata"]["name"],
-                                   namespace="RELEASENAMESPACEX")
-    monitor_text = dump(monitors).replace("RELEASENAMEX", "{{ .Release.Name }}").replace(
-        "RELEASENAMESPACEX", "{{ .Release.Namespace }}")
-    monitor_text = monitor_text.replace(
-        "    app.kubernetes.io/component: monitoring\n",
-        "    app.kubernetes.io/component: monitoring\n"
-        f"    {{{{- with {_VALUES}.podMonitors.labels }}}}\n"
-        "    {{- toYaml . | nindent 4 }}\n    {{- end }}\n")
+        text = text.replace(mark, f"{{{{ {_VALUES}.rules.thresholds.{name} | default "
+                                  f'"{DEFAULTS[name]}" | quote }}}}')
+    text = text.replace("HELMRUNBOOKX", f"{{{{ {_VALUES}.rules.runbookBaseUrl | default "
+                                        f'"{RUNBOOKS}" }}}}')
     header = HEADER.replace("# ", "{{/* ", 1).rstrip("\n") + " */}}\n"
     return {
-        "prometheusrule.yaml": header + f"{{{{- if {_VALUES}.rules.enabled }}}}\n" + text
-                               + "{{- end }}\n",
+        "prometheusrule.yaml": header + f"{{{{- if {_VALUES}.rules.enabled }}}}\n"
+                               + _helm_metadata(text) + "{{- end }}\n",
         "podmonitors.yaml": header + f"{{{{- if {_VALUES}.podMonitors.enabled }}}}\n"
-                            + monitor_text + "{{- end }}\n",
+                            + _helm_metadata(dump(pod_monitors())) + "{{- end }}\n",
     }
+
+
+def _helm_metadata(text: str) -> str:
+    """Each object's labels from the chart's helper (Helm's, commonLabels, annotations)."""
+    return re.sub(r"metadata:\n  name: (\S+)\n  labels:\n(?:    .*\n)+",
+                  lambda m: f"metadata:\n  name: {m.group(1)}\n"
+                            "  namespace: {{ .Release.Namespace }}\n"
+                            '  {{- include "smartid.metadata" (list . true dict) | nindent 2 }}\n',
+                  text)
 
 
 def helm_values() -> dict[str, Any]:
     """The chart's ``monitoring:`` values that the two templates read, with their defaults."""
-    return {"podMonitors": {"enabled": False, "labels": {}},
-            "rules": {"enabled": False, "labels": {}, "runbookBaseUrl": RUNBOOKS,
-                      "thresholds": {t.name: t.default if t.is_duration else int(t.default)
-                                     for t in THRESHOLDS}}}
+    return {"podMonitors": {"enabled": False},
+            "rules": {"enabled": False, "runbookBaseUrl": RUNBOOKS, "thresholds": {}}}
 
 
 def helm_values_schema() -> dict[str, Any]:
-    """The JSON-schema fragment of ``monitoring`` for the chart's values.schema.json."""
+    """The JSON schema of ``monitoring`` in the chart's values.schema.json."""
     duration = {"type": "string", "pattern": "^(0|([0-9]+(ms|s|m|h|d|w|y))+)$"}
-    labels = {"type": "object", "additionalProperties": {"type": "string"}}
     thresholds = {t.name: {**(duration if t.is_duration else {"type": "integer", "minimum": 1}),
-                           "description": t.help} for t in THRESHOLDS}
+                           "description": f"{t.help} (default {t.default})"}
+                  for t in THRESHOLDS}
     return {"type": "object", "additionalProperties": False, "properties": {
-        "podMonitors": {"type": "object", "additionalProperties": False, "properties": {
-            "enabled": {"type": "boolean"}, "labels": labels}},
+        "podMonitors": {"type": "object", "additionalProperties": False,
+                        "properties": {"enabled": {"type": "boolean"}},
+                        "required": ["enabled"]},
         "rules": {"type": "object", "additionalProperties": False, "properties": {
-            "enabled": {"type": "boolean"}, "labels": labels,
-            "runbookBaseUrl": {"type": "string", "format": "uri"},
+            "enabled": {"type": "boolean"},
+            "runbookBaseUrl": {"type": "string", "description": "where docs/runbooks.md is "
+                                                                "served; each alert links "
+                                                                "<url>#<alert>"},
             "thresholds": {"type": "object", "additionalProperties": False,
-                           "properties": thresholds}}}}}
+                           "description": "overrides of the alerts' default thresholds",
+                           "properties": thresholds}},
+            "required": ["enabled", "thresholds"]}},
+        "required": ["podMonitors", "rules"]}
 
 
 # -- all files -------------------------------------------------------------------------------------
