@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pymongo
 import pymongo.database
@@ -83,7 +83,9 @@ class Health:
     version: str | None = None
     latency_ms: float | None = None
     error: str | None = None
-    refused: bool = False  # it answered, and refused the credentials: a person must fix them
+    # Why not: it did not answer (worth waiting for), it refused the credentials (a person
+    # must fix them), or it answered with another error.
+    failure: Literal["unanswered", "refused", "error"] | None = None
 
 
 def _short(exc: BaseException) -> str:
@@ -250,7 +252,7 @@ async def check(handle: Handle) -> Health:
     refused = await _refused(handle.hosts, handle.timeout_seconds)
     if refused:
         handle.stale = True
-        return Health(False, error=refused)
+        return Health(False, error=refused, failure="unanswered")
     try:
         with translated():
             await handle._checker.admin.command("ping")
@@ -258,7 +260,10 @@ async def check(handle: Handle) -> Health:
             info = await handle._checker.admin.command("buildInfo")
     except MongoError as exc:
         handle.stale = True
-        return Health(False, error=str(exc), refused=isinstance(exc, Refused))
+        failure: Literal["unanswered", "refused", "error"] = \
+            "unanswered" if isinstance(exc, Unanswered) else \
+            "refused" if isinstance(exc, Refused) else "error"
+        return Health(False, error=str(exc), failure=failure)
     version = info.get("version")
     return Health(True, version=str(version) if version else None, latency_ms=round(latency, 1))
 

@@ -11,6 +11,7 @@ import datetime
 import functools
 import hashlib
 import json
+import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -197,7 +198,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
             backup_view = backup.observe(
                 backups or BackupMemory(), spec.backup, cronjob=cronjob_name(name),
                 # Every child was applied (or found unchanged) by this pass's converge.
-                applied=resources.reason != "ApplyFailed",
+                applied=resources.reason not in ("ApplyFailed", "ChildRejected", "InvalidSpec"),
                 apply_message=resources.message, previous=current.get("backup") or {},
                 now=datetime.datetime.now(datetime.UTC))
             observations += [backup_view.scheduled, backup_view.healthy]
@@ -259,9 +260,25 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
                                 agent_pod, spec.recovery.claim or ""))
 
 
+def invalid_fields(spec: DatabaseSpec) -> str | None:
+    """What the CRD's schema cannot check but a child's API server would refuse (422): said
+    before applying, naming the field of the SmartIDDatabase."""
+    zone = spec.backup.time_zone
+    if spec.backup.enabled and zone is not None:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return f"spec.backup.timeZone: {zone!r} is not a time zone of the IANA database"
+    return None
+
+
 async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,
                     children: Children,
                     adopt: Callable[[Manifest], None]) -> tuple[Observation, str | None]:
+    invalid = invalid_fields(spec)
+    if invalid is not None:  # no child is applied from a spec a person must fix first
+        return Observation(cond.RESOURCES_READY, False, "InvalidSpec", invalid), None
+    kind, child = "", ""
     try:
         for kind, child, manifest in desired_children(name, namespace, spec, ctx.image):
             if manifest is None:
@@ -274,9 +291,14 @@ async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,
             if children.needs_apply(manifest):
                 live = await ctx.in_kube_pool(functools.partial(ctx.kube.apply, manifest))
                 children.record(manifest, live)
+        kind, child = "", ""
         workload = await ctx.in_kube_pool(
             lambda: ctx.kube.workload(namespace, spec.mongo.workload))
     except KubeError as exc:
+        if exc.status == 422 and kind:  # Invalid: retrying the same manifest cannot help
+            return Observation(cond.RESOURCES_READY, False, "ChildRejected",
+                               f"the API server refused {kind} {namespace}/{child}, made "
+                               f"from this spec: {exc.message}"), None
         message = f"applying children failed: {exc}"
         return Observation(cond.RESOURCES_READY, False, "ApplyFailed", message), message
     ref = spec.mongo.workload
@@ -304,5 +326,12 @@ async def _reach(ctx: Context, key: str, namespace: str, spec: DatabaseSpec
     if health.reachable:
         return Observation(cond.MONGO_REACHABLE, True, "Pinged",
                            f"MongoDB {health.version or '?'} answers ping"), health, handle
+    if health.failure == "refused":
+        return Observation(cond.MONGO_REACHABLE, False, "CredentialsRefused",
+                           f"MongoDB answered and refused the credentials of the URI in "
+                           f"spec.mongo.uriSecretRef: {health.error}"), health, handle
+    if health.failure == "error":
+        return Observation(cond.MONGO_REACHABLE, False, "PingFailed",
+                           f"MongoDB answered ping with an error: {health.error}"), health, handle
     return Observation(cond.MONGO_REACHABLE, False, "Unreachable",
                        f"MongoDB did not answer: {health.error}"), health, handle

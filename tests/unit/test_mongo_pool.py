@@ -136,5 +136,5 @@ def test_a_refused_port_is_an_unanswered_check_not_a_refusal() -> None:
             await pool.close()
 
     health = asyncio.run(scenario())
-    assert not health.reachable and not health.refused
+    assert not health.reachable and health.failure == "unanswered"
     assert health.error == "connection refused by 127.0.0.1:9"

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from smartid_operator import mongo
-from smartid_operator.reconcile import Children, Context
+from smartid_operator.errors import KubeError
+from smartid_operator.reconcile import Children, Context, Result, reconcile
 from smartid_operator.worker import Hooks, Registry, WorkloadKey, pod_workload
 
 
@@ -169,3 +170,53 @@ def test_a_database_deleted_and_created_again_keeps_its_new_worker() -> None:
 
     alive, replaced = asyncio.run(scenario())
     assert alive and replaced
+
+
+class RefusingKube(FakeKube):
+    """The API server refuses the CronJob as Invalid (422), as it does a bad time zone."""
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        if manifest["kind"] == "CronJob":
+            raise KubeError(422, "Unprocessable Entity",
+                            'CronJob.batch "db-backup" is invalid: spec.timeZone: Invalid '
+                            'value: "Mars/Olympus": unknown time zone Mars/Olympus')
+        return super().apply(manifest)
+
+
+def _pass(kube: FakeKube, body: dict[str, Any]) -> Result:
+    async def one() -> Result:
+        context = Context(kube=kube, pool=mongo.Pool(),  # type: ignore[arg-type]
+                          in_kube_pool=_inline, in_migration_pool=_inline)
+        try:
+            return await reconcile(context, body, {}, Children(), adopt=lambda child: None)
+        finally:
+            await context.pool.close()
+    return asyncio.run(one())
+
+
+def test_a_child_the_api_server_refuses_fails_the_database_naming_its_message() -> None:
+    body = _db()
+    body["spec"]["backup"] = {"enabled": True, "storage": {"persistentVolumeClaim": "b"}}
+    result = _pass(RefusingKube(), body)
+    resources = next(c for c in result.status["conditions"] if c["type"] == "ResourcesReady")
+    assert resources["reason"] == "ChildRejected"
+    assert "refused CronJob ns/db-backup" in resources["message"]
+    assert "spec.timeZone: Invalid value" in resources["message"]
+    assert result.status["phase"] == "Failed"
+    assert result.config_error is not None and result.unavailable is None  # no retry storm
+
+
+def test_a_time_zone_that_is_none_is_refused_before_any_child_is_applied() -> None:
+    kube = FakeKube()
+    body = _db()
+    body["spec"]["backup"] = {"enabled": True, "timeZone": "Mars/Olympus",
+                              "storage": {"persistentVolumeClaim": "b"}}
+    result = _pass(kube, body)
+    resources = next(c for c in result.status["conditions"] if c["type"] == "ResourcesReady")
+    assert (resources["reason"], resources["message"]) == (
+        "InvalidSpec", "spec.backup.timeZone: 'Mars/Olympus' is not a time zone of the IANA "
+                       "database")
+    assert result.status["phase"] == "Failed" and kube.applies == []
+    body["spec"]["backup"]["timeZone"] = "Europe/Berlin"
+    assert _pass(kube, body).status["phase"] != "Failed"
+    assert "db-backup" in kube.applies
