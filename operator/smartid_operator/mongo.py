@@ -234,7 +234,10 @@ async def _refused(hosts: list[tuple[str, int]], timeout: float) -> str | None:
         return None
     for host, port in hosts:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+            # that arrives as the connect completes, and a stopped worker would go on.
+            async with asyncio.timeout(timeout):
+                _, writer = await asyncio.open_connection(host, port)
         except ConnectionRefusedError:
             continue
         except (OSError, TimeoutError):

@@ -27,17 +27,22 @@ def _db(name: str = "db", generation: int = 1, uid: str = "u1") -> dict[str, Any
 
 
 class FakeKube:
-    """Records writes; the Secret names a port nothing listens on, so Mongo is refused."""
+    """Records writes and passes; the Secret names a port nothing listens on, so Mongo is
+    refused. ``during_pass`` runs inside each pass, as a watch event arriving meanwhile."""
 
     def __init__(self) -> None:
         self.status_writes: list[dict[str, Any]] = []
         self.applies: list[str] = []
         self.deletes: list[str] = []
+        self.passes = 0  # every pass reads the workload once
+        self.during_pass: Callable[[int], None] = lambda number: None
 
     def secret_value(self, namespace: str, ref: Any) -> str:
         return "mongodb://127.0.0.1:9/?directConnection=true"
 
     def workload(self, namespace: str, ref: Any) -> dict[str, Any]:
+        self.passes += 1
+        self.during_pass(self.passes)
         return {"kind": "StatefulSet"}
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,24 +71,39 @@ def _registry(kube: FakeKube, events: list[tuple[str, str]]) -> Registry:
     return Registry(context, hooks, interval=3600)
 
 
-async def _settle() -> None:
-    for _ in range(50):
-        await asyncio.sleep(0.01)
+async def _until(done: Callable[[], object], what: str, timeout: float = 10) -> None:
+    """Wait for a condition of the scenario, not for a fixed time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} in {timeout} s"
+        await asyncio.sleep(0.005)
+
+
+# A window in which a pass that should not run would show (a pass takes milliseconds here).
+QUIET = 0.3
+MONGO_POD = {"metadata": {"namespace": "ns", "ownerReferences": [
+    {"controller": True, "kind": "StatefulSet", "name": "mongo"}]}}
 
 
 def test_pokes_during_a_pass_coalesce_and_events_post_once_per_transition() -> None:
     async def scenario() -> tuple[FakeKube, list[tuple[str, str]]]:
         kube, events = FakeKube(), []
         registry = _registry(kube, events)
+
+        def burst(number: int) -> None:
+            if number == 1:  # a burst of pod events while the first pass runs
+                for _ in range(20):
+                    registry.pod_changed(MONGO_POD)
+        kube.during_pass = burst
         registry.observe(None, _db())
-        for _ in range(20):  # a burst of pod events while the first pass runs
-            registry.pod_changed({"metadata": {"namespace": "ns", "ownerReferences": [
-                {"controller": True, "kind": "StatefulSet", "name": "mongo"}]}})
-        await _settle()
+        await _until(lambda: kube.passes >= 2, "second pass")
+        await asyncio.sleep(QUIET)
         await registry.stop()
         return kube, events
 
     kube, events = asyncio.run(scenario())
+    # Twenty pokes during the first pass: one more pass, not twenty.
+    assert kube.passes == 2
     # The first pass wrote the status; the coalesced second pass found nothing new.
     assert len(kube.status_writes) == 1
     assert kube.status_writes[0]["phase"] == "Degraded"
@@ -101,18 +121,19 @@ def test_own_status_writes_do_not_wake_the_worker_but_a_spec_change_does() -> No
         kube = FakeKube()
         registry = _registry(kube, [])
         registry.observe(None, _db())
-        await _settle()
+        await _until(lambda: kube.status_writes, "first status write")
         written = _db()
         written["status"] = kube.status_writes[-1]
         registry.observe("MODIFIED", written)  # our own write coming back
-        await _settle()
-        assert len(kube.status_writes) == 1
+        await asyncio.sleep(QUIET)
+        assert kube.passes == 1
         registry.observe("MODIFIED", _db(generation=2))
-        await _settle()
+        await _until(lambda: len(kube.status_writes) == 2, "second status write")
         await registry.stop()
         return kube
 
     kube = asyncio.run(scenario())
+    assert kube.passes == 2
     assert [w["observedGeneration"] for w in kube.status_writes] == [1, 2]
 
 
@@ -156,12 +177,12 @@ def test_a_database_deleted_and_created_again_keeps_its_new_worker() -> None:
         kube = FakeKube()
         registry = _registry(kube, [])
         registry.observe(None, _db(uid="old"))
-        await _settle()
+        await _until(lambda: kube.passes >= 1, "first pass")
         old = registry.workers[("ns", "db")]
         registry.observe("DELETED", _db(uid="old"))
         registry.observe("ADDED", _db(uid="new"))  # before the forget task has run
         registry.observe("DELETED", _db(uid="old"))  # a late event of the old object
-        await _settle()
+        await _until(lambda: old.task is not None and old.task.done(), "the old worker's end")
         new = registry.workers.get(("ns", "db"))
         alive = new is not None and new.task is not None and not new.task.done()
         replaced = new is not old and old.task is not None and old.task.done()
