@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from smartid_operator import mongo
+from smartid_operator import clock, mongo
 from smartid_operator import status as cond
 from smartid_operator.backup import observe as backup
 from smartid_operator.backup.jobs import BackupMemory
@@ -32,10 +32,6 @@ from smartid_operator.status import Observation, Transition
 
 T = TypeVar("T")
 Blocking = Callable[[Callable[[], T]], Awaitable[T]]
-
-
-def utcnow() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -147,7 +143,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
     events told of the backup Jobs; ``agent_pod`` why the recovery agent's pod cannot be
     scheduled, if it cannot; ``mongo_lost_at`` when this worker last saw Mongo stop
     answering."""
-    now = now or utcnow()
+    now = now or clock.iso(clock.utcnow())
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     generation = meta.get("generation")
@@ -200,7 +196,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
                 # Every child was applied (or found unchanged) by this pass's converge.
                 applied=resources.reason not in ("ApplyFailed", "ChildRejected", "InvalidSpec"),
                 apply_message=resources.message, previous=current.get("backup") or {},
-                now=datetime.datetime.now(datetime.UTC))
+                now=clock.utcnow())
             observations += [backup_view.scheduled, backup_view.healthy]
             if backup_view.recheck_after is not None:
                 recheck = min(recheck or backup_view.recheck_after, backup_view.recheck_after)
@@ -235,7 +231,7 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
                     previous: Mapping[str, Any],
                     agent_pod: str | None,
                     mongo_lost_at: datetime.datetime | None) -> recovery.RecoveryView:
-    now = datetime.datetime.now(datetime.UTC)
+    now = clock.utcnow()
     report = None
     if handle is not None:
         try:
@@ -251,8 +247,7 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
     if mongo_lost_at is not None:
         since = mongo_lost_at
     elif reach is not None and reach.get("status") == "True":
-        since = datetime.datetime.strptime(reach["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ") \
-            .replace(tzinfo=datetime.UTC)
+        since = clock.parse_iso(reach["lastTransitionTime"])
     return recovery.observe(report, agent=agent_name(name), reachable=handle is not None,
                             reachable_since=since, now=now,
                             scan_interval=spec.recovery.scan_interval_seconds,

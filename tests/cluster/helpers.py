@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import urllib.request
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
+
+from smartid_testbed.cluster import wait_for
+
+if TYPE_CHECKING:
+    from tests.cluster.conftest import Operator
 
 GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"
 
@@ -84,3 +90,33 @@ class SilentServer:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+def get_db(custom: client.CustomObjectsApi, namespace: str, name: str = "smartid") -> Any:
+    return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def wait_phase(custom: client.CustomObjectsApi, namespace: str, phase: str,
+               timeout: float = 60, name: str = "smartid") -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get_db(custom, namespace, name)
+        return obj if (obj.get("status") or {}).get("phase") == phase else None
+
+    result: dict[str, Any] = wait_for(check, timeout=timeout, what=f"phase {phase}")
+    return result
+
+
+def reconcile_count(op: Operator, namespace: str, result: str, name: str = "smartid") -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{op.ports['metrics']}/metrics",
+                                timeout=5) as resp:
+        text = resp.read().decode()
+    series = (f'smartid_reconciles_total{{name="{name}",namespace="{namespace}",'
+              f'result="{result}"}} ')
+    return sum(float(line[len(series):]) for line in text.splitlines()
+               if line.startswith(series))
+
+
+def assert_no_exceptions(op: Operator) -> None:
+    logs = op.logs()
+    assert "Traceback" not in logs, logs[-3000:]
+    assert "Unhandled" not in logs, logs[-3000:]

@@ -31,13 +31,15 @@ from tests.cluster.helpers import (
     GROUP,
     PLURAL,
     VERSION,
+    assert_no_exceptions,
     condition,
     create_claim,
     database,
+    get_db,
     pod_ready,
     scale,
+    wait_phase,
 )
-from tests.cluster.test_operator import assert_no_exceptions, get_db, wait_phase
 
 RUNS = "smartidoutagetests"
 CLAIM = "recordings"

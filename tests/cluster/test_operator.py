@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from typing import Any
 
 import pymongo
 import pytest
@@ -21,45 +20,18 @@ from tests.cluster.helpers import (
     PLURAL,
     VERSION,
     SilentServer,
+    assert_no_exceptions,
     condition,
     create_claim,
     database,
+    get_db,
     pod_ready,
+    reconcile_count,
     scale,
+    wait_phase,
 )
 
-
-def get_db(custom: client.CustomObjectsApi, namespace: str, name: str = "smartid") -> Any:
-    return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-
-
-def wait_phase(custom: client.CustomObjectsApi, namespace: str, phase: str,
-               timeout: float = 60, name: str = "smartid") -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        obj = get_db(custom, namespace, name)
-        return obj if (obj.get("status") or {}).get("phase") == phase else None
-
-    result: dict[str, Any] = wait_for(check, timeout=timeout, what=f"phase {phase}")
-    return result
-
-
 MIGRATION_IDS = ["v1_baseline", "v2_harden_parsed_segments", "v3_recordings"]
-
-
-def reconcile_count(op: Operator, namespace: str, result: str, name: str = "smartid") -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{op.ports['metrics']}/metrics",
-                                timeout=5) as resp:
-        text = resp.read().decode()
-    series = (f'smartid_reconciles_total{{name="{name}",namespace="{namespace}",'
-              f'result="{result}"}} ')
-    return sum(float(line[len(series):]) for line in text.splitlines()
-               if line.startswith(series))
-
-
-def assert_no_exceptions(op: Operator) -> None:
-    logs = op.logs()
-    assert "Traceback" not in logs, logs[-3000:]
-    assert "Unhandled" not in logs, logs[-3000:]
 
 
 def test_samples_go_ready_under_the_namespaced_install(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from smartid_operator import mongo
+from smartid_operator import clock, mongo
 
 RECORDINGS, SEGMENTS = "recordings", "recording_segments"
 
@@ -22,12 +22,6 @@ class Found:
     written_at: datetime.datetime | None
     indexed_at: datetime.datetime | None
     indexed_by: str | None
-
-
-def _utc(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, datetime.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 class Probe:
@@ -73,8 +67,8 @@ class Probe:
         docs = await mongo.find(await self._handle(), self.database, collection,
                                 {"_id": {"$gte": low, "$lte": high}},
                                 {"written_at": 1, "indexed_at": 1, "indexed_by": 1})
-        return {str(doc["_id"]): Found(str(doc["_id"]), _utc(doc.get("written_at")),
-                                       _utc(doc.get("indexed_at")), doc.get("indexed_by"))
+        return {str(doc["_id"]): Found(str(doc["_id"]), clock.utc(doc.get("written_at")),
+                                       clock.utc(doc.get("indexed_at")), doc.get("indexed_by"))
                 for doc in docs if str(doc["_id"]) in wanted}
 
     async def close(self) -> None:
