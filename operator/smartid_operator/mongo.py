@@ -49,7 +49,7 @@ _lock = threading.Lock()
 
 
 def _invalid(exc: Exception) -> ConfigError:
-    return ConfigError("InvalidURI", f"the MongoDB URI in the Secret is invalid: {exc}")
+    return ConfigError("InvalidURI", f"the MongoDB URI is invalid: {exc}")
 
 
 def _options(timeout_seconds: float) -> dict[str, Any]:
@@ -89,7 +89,9 @@ class Health:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).split(", Timeout:")[0].split(", full error:")[0] or type(exc).__name__
+    """The driver's message on one line, without its timeouts and raw reply."""
+    text = str(exc).split(", Timeout:")[0].split(", full error:")[0]
+    text = " ".join(text.split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 

@@ -313,7 +313,9 @@ async def _reach(ctx: Context, key: str, namespace: str, spec: DatabaseSpec
             lambda: ctx.kube.secret_value(namespace, spec.mongo.uri_secret))
         handle = await ctx.pool.handle(key, uri, spec.mongo.connect_timeout_seconds)
     except ConfigError as exc:
-        return Observation(cond.MONGO_REACHABLE, False, exc.reason, exc.message), None, None
+        where = " (the Secret of spec.mongo.uriSecretRef)" if exc.reason == "InvalidURI" else ""
+        return Observation(cond.MONGO_REACHABLE, False, exc.reason, exc.message + where), \
+            None, None
     except KubeError as exc:
         return Observation(cond.MONGO_REACHABLE, False, "SecretUnreadable",
                            f"reading the Secret failed: {exc}"), None, None

@@ -124,7 +124,7 @@ def test_a_uri_the_driver_cannot_parse_is_a_config_error_naming_it() -> None:
     with pytest.raises(ConfigError) as caught:
         mongo.client_for("mongodb://[::1")
     assert caught.value.reason == "InvalidURI"
-    assert "the MongoDB URI in the Secret is invalid" in caught.value.message
+    assert caught.value.message.startswith("the MongoDB URI is invalid: ")
 
 
 def test_a_refused_port_is_an_unanswered_check_not_a_refusal() -> None:
