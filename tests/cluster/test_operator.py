@@ -367,3 +367,66 @@ def test_eight_hanging_databases_do_not_delay_a_ninth(
     finally:
         silent.close()
     assert_no_exceptions(operator)
+
+
+def test_credentials_the_server_refuses_fail_naming_the_refusal_and_heal_when_fixed(
+        operator: Operator, core: client.CoreV1Api, custom: client.CustomObjectsApi,
+        namespace: str, mongo: str) -> None:
+    """The server answered and refused: a person must fix the Secret, so Failed, not Degraded
+    "did not answer". (The stand-in answers a SCRAM login with AuthenticationFailed, 18, the
+    code MongoDB answers a wrong password with.)"""
+    with_user = mongo.replace("mongodb://", "mongodb://smartid:n0t-the-password@")
+    core.patch_namespaced_secret("smartid-mongo", namespace, {"stringData": {"uri": with_user}})
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database())
+    obj = wait_phase(custom, namespace, "Failed")
+    reach = condition(obj, "MongoReachable")
+    assert reach["reason"] == "CredentialsRefused", reach
+    assert reach["message"].startswith("MongoDB answered and refused the credentials of the "
+                                       "URI in spec.mongo.uriSecretRef: "), reach
+    assert "n0t-the-password" not in str(obj["status"])
+    assert condition(obj, "Ready")["reason"] == "CredentialsRefused"
+
+    core.patch_namespaced_secret("smartid-mongo", namespace, {"stringData": {"uri": mongo}})
+    wait_phase(custom, namespace, "Ready", timeout=60)  # the next health check sees the fix
+    assert_no_exceptions(operator)
+
+
+def test_a_spec_the_api_server_refuses_in_a_child_fails_naming_the_field(
+        operator: Operator, core: client.CoreV1Api, custom: client.CustomObjectsApi,
+        namespace: str, mongo: str) -> None:
+    """A time zone is checked before anything is applied; what only the API server can say
+    (here a day of week 7, which the CRD's pattern admits and Kubernetes' cron parser does
+    not) comes back as its 422, and either way the phase is Failed, never Progressing."""
+    create_claim(core, namespace, "backups")
+    backup = {"enabled": True, "timeZone": "Mars/Olympus",
+              "storage": {"persistentVolumeClaim": "backups"}}
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(backup=backup))
+    obj = wait_phase(custom, namespace, "Failed")
+    resources = condition(obj, "ResourcesReady")
+    assert (resources["reason"], resources["message"]) == (
+        "InvalidSpec", "spec.backup.timeZone: 'Mars/Olympus' is not a time zone of the IANA "
+                       "database")
+    assert condition(obj, "MongoReachable")["status"] == "True"  # checked all the same
+
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid", {
+        "spec": {"backup": {"timeZone": "Europe/Berlin", "schedule": "0 2 * * 7"}}})
+    obj = wait_for(lambda: (o := get_db(custom, namespace))["status"].get(
+        "observedGeneration") == 2 and o, timeout=30, what="generation 2 observed")
+    assert obj["status"]["phase"] == "Failed"
+    resources = condition(obj, "ResourcesReady")
+    assert resources["reason"] == "ChildRejected", resources
+    assert resources["message"].startswith(
+        f"the API server refused CronJob {namespace}/smartid-backup, made from this spec: "), \
+        resources
+    assert "spec.schedule" in resources["message"], resources
+
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid", {
+        "spec": {"backup": {"schedule": "0 2 * * 0"}}})
+    obj = wait_for(lambda: (o := get_db(custom, namespace))["status"].get(
+        "observedGeneration") == 3 and o, timeout=30, what="generation 3 observed")
+    assert condition(obj, "ResourcesReady")["status"] == "True", obj["status"]
+    cronjob = client.BatchV1Api(core.api_client).read_namespaced_cron_job("smartid-backup",
+                                                                         namespace)
+    assert (cronjob.spec.schedule, cronjob.spec.time_zone) == ("0 2 * * 0", "Europe/Berlin")
+    assert_no_exceptions(operator)
