@@ -42,6 +42,7 @@ from tests.cluster.helpers import (
 )
 
 RUNS = "smartidoutagetests"
+RECOVERY_TARGET, RECOVERY_MARGIN = 2.0, 1.0  # seconds
 CLAIM = "recordings"
 ANNOTATION = "smartid.io/outage-test"
 REPO = Path(__file__).resolve().parents[2]
@@ -163,7 +164,9 @@ def test_fifty_recordings_and_a_thousand_segments_written_during_an_outage_all_r
     assert status["counts"]["recordings"]["written"] == 50
     assert status["counts"]["segments"]["final"] == \
         status["counts"]["segments"]["baseline"] + 1000
-    assert status["recoverySeconds"] >= 0
+    # The promise: every write indexed within 2 s of Mongo answering again; the margin is
+    # for a 2-core machine shared with other work (measured here: see the report).
+    assert 0 <= status["recoverySeconds"] <= RECOVERY_TARGET + RECOVERY_MARGIN, status
     timings = status["timings"]
     for mark in ("outageStart", "unreachableConfirmed", "writesDone", "restored", "reachable",
                  "fullyReindexed", "finished"):
@@ -278,7 +281,8 @@ def test_an_operator_killed_during_the_outage_restores_mongo_when_it_comes_back(
     wait_for(lambda: all_indexed(mongo, "killed", 4, 5), timeout=60,
              what="the aborted run's writes indexed")
     wait_for(lambda: live(operator), timeout=60, what="the operator live again")
-    print(f"replicas restored {restored_after:.1f} s after the SIGKILL")
+    # The new operator pod's start-up sweep gives the replicas back: measured 4.0-6.6 s.
+    assert restored_after < 15, f"replicas restored {restored_after:.1f} s after the SIGKILL"
 
 
 # -- refusals, aborts -------------------------------------------------------------------------
