@@ -26,6 +26,7 @@ from smartid_operator.worker import Hooks, Registry
 
 T = TypeVar("T")
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+KUBE_THREADS, MIGRATION_THREADS = 16, 4
 
 
 def _in(pool: ThreadPoolExecutor) -> Callable[[Callable[[], T]], Any]:
@@ -61,8 +62,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # never takes the threads every other database needs to read its Secret.
     kube = Kube(load_api_client())
     context = Context(kube=kube, pool=mongo.Pool(),
-                      in_kube_pool=_in(ThreadPoolExecutor(16, "kube")),
-                      in_migration_pool=_in(ThreadPoolExecutor(4, "migrations")),
+                      in_kube_pool=_in(ThreadPoolExecutor(KUBE_THREADS, "kube")),
+                      in_migration_pool=_in(ThreadPoolExecutor(MIGRATION_THREADS, "migrations")),
                       owner=OPTIONS.identity, image=_own_image(kube))
     hooks = Hooks(adopt=lambda child, owner: kopf.adopt(child, owner=_body(owner)), event=_event)
     memo.registry = Registry(context, hooks, OPTIONS.health_interval)

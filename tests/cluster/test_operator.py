@@ -10,6 +10,7 @@ import pymongo
 import pytest
 from kubernetes import client, config
 
+from smartid_operator.handlers import KUBE_THREADS
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import apply_samples, install_operator, mongo_statefulset
 from smartid_testbed.kubelet import MONGO_PORT
@@ -340,11 +341,14 @@ def test_created_while_mongo_is_down_backs_off_then_goes_ready(
     assert_no_exceptions(operator)
 
 
-def test_eight_hanging_databases_do_not_delay_a_ninth(
+def test_more_hanging_databases_than_threads_do_not_delay_a_healthy_one(
         operator: Operator, testbed: TestBed, core: client.CoreV1Api,
         custom: client.CustomObjectsApi, namespace: str, mongo: str) -> None:
-    """Health checks are async and hold no thread: eight servers that accept connections
-    and never answer, each with a 60 s timeout, leave a healthy ninth database unaffected."""
+    """Health checks are async and hold no thread: more databases whose server accepts
+    connections and never answers (each with a 60 s timeout) than the operator has threads
+    for Kubernetes calls leave a healthy database unaffected. A check that held a thread
+    would leave none for the healthy database's Secret read."""
+    hanging = KUBE_THREADS + 4
     silent = SilentServer()
     try:
         hang = {"uriSecretRef": {"name": "hang"}, "workload": {"name": "mongo"},
@@ -352,16 +356,18 @@ def test_eight_hanging_databases_do_not_delay_a_ninth(
         core.create_namespaced_secret(namespace, client.V1Secret(
             metadata=client.V1ObjectMeta(name="hang"),
             string_data={"uri": f"mongodb://127.0.0.1:{silent.port}/?directConnection=true"}))
-        for i in range(8):
+        for i in range(hanging):
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                                    database(f"hang-{i}", mongo=hang))
-        wait_for(lambda: len(silent.held) >= 8, timeout=30, what="eight hanging connections")
+        # Checks that held a thread would get no further than one connection per thread.
+        wait_for(lambda: len(silent.held) >= hanging, timeout=30,
+                 what=f"{hanging} hanging connections")
         started = time.monotonic()
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database())
         wait_phase(custom, namespace, "Ready", timeout=20)
         took = time.monotonic() - started
         assert took < 10, f"the healthy database took {took:.1f} s"
-        for i in range(8):  # still waiting on their servers: not Ready, not failed
+        for i in range(hanging):  # still waiting on their servers: not Ready, not failed
             hung = get_db(custom, namespace, f"hang-{i}")
             assert (hung.get("status") or {}).get("phase") != "Ready"
     finally:
