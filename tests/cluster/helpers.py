@@ -120,3 +120,9 @@ def assert_no_exceptions(op: Operator) -> None:
     logs = op.logs()
     assert "Traceback" not in logs, logs[-3000:]
     assert "Unhandled" not in logs, logs[-3000:]
+
+
+def transition_events(core: client.CoreV1Api, namespace: str) -> list[str]:
+    """The SmartIDDatabase Events of condition transitions, as "<Type> is <status>"."""
+    return [e.message.split(":")[0] for e in core.list_namespaced_event(namespace).items
+            if e.involved_object.kind == "SmartIDDatabase" and " is " in (e.message or "")]
