@@ -75,13 +75,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 
 def _own_image(kube: Kube) -> str:
-    """The agents run the operator's own image, so the two never drift apart."""
+    """The agents run the operator's own image, so the two never drift apart (outside a pod,
+    the CLI requires ``--agent-image``)."""
     if OPTIONS.image:
         return OPTIONS.image
-    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
-    if pod and namespace:
-        return kube.container_image(namespace, pod)
-    return "smartid-operator"  # outside a pod (development): the image's own name
+    return kube.container_image(os.environ["POD_NAMESPACE"], os.environ["POD_NAME"])
 
 
 @kopf.on.cleanup()

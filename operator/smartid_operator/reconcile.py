@@ -26,6 +26,7 @@ from smartid_operator.manifests.backup import backup_cronjob, cronjob_name
 from smartid_operator.manifests.recovery import agent_name, recovery_agent, with_settings_hash
 from smartid_operator.manifests.settings import settings_config_map
 from smartid_operator.recovery import observe as recovery
+from smartid_operator.recovery import state as recovery_state
 from smartid_operator.schema import converge_schema
 from smartid_operator.spec import DatabaseSpec, parse
 from smartid_operator.status import Observation, Transition
@@ -235,8 +236,8 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
     report = None
     if handle is not None:
         try:
-            report = await mongo.read_one(handle, spec.mongo.database, "smartid_recovery",
-                                          "agent")
+            report = await mongo.read_one(handle, spec.mongo.database, recovery_state.STATE,
+                                          recovery_state.REPORT_ID)
         except mongo.MongoError:
             handle = None  # lost meanwhile: no claim either way
     # Evidence must postdate the outage: a pass that started after this worker saw Mongo
