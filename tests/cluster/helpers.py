@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
@@ -126,3 +127,12 @@ def transition_events(core: client.CoreV1Api, namespace: str) -> list[str]:
     """The SmartIDDatabase Events of condition transitions, as "<Type> is <status>"."""
     return [e.message.split(":")[0] for e in core.list_namespaced_event(namespace).items
             if e.involved_object.kind == "SmartIDDatabase" and " is " in (e.message or "")]
+
+
+def absent(read: Callable[..., Any], *args: Any) -> bool:
+    """True once ``read(*args)`` answers 404 (deleted, or never there)."""
+    try:
+        read(*args)
+    except client.ApiException as exc:
+        return exc.status == 404
+    return False

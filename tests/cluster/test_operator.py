@@ -21,6 +21,7 @@ from tests.cluster.helpers import (
     PLURAL,
     VERSION,
     SilentServer,
+    absent,
     assert_no_exceptions,
     condition,
     create_claim,
@@ -230,15 +231,8 @@ def test_deleting_the_database_lets_the_garbage_collector_remove_children(
     core.read_namespaced_config_map("smartid-settings", namespace)
 
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid")
-
-    def gone() -> bool:
-        try:
-            core.read_namespaced_config_map("smartid-settings", namespace)
-        except client.ApiException as exc:
-            return exc.status == 404
-        return False
-
-    wait_for(gone, timeout=60, what="the garbage collector to delete the ConfigMap")
+    wait_for(lambda: absent(core.read_namespaced_config_map, "smartid-settings", namespace),
+             timeout=60, what="the garbage collector to delete the ConfigMap")
     assert_no_exceptions(operator)
 
 
