@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from tests.cluster.conftest import Operator
 
 GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"
+RUNS = "smartidoutagetests"
 
 
 def database(name: str = "smartid", **spec: Any) -> dict[str, Any]:
@@ -136,3 +137,32 @@ def absent(read: Callable[..., Any], *args: Any) -> bool:
     except client.ApiException as exc:
         return exc.status == 404
     return False
+
+
+def create_run(custom: client.CustomObjectsApi, namespace: str, name: str,
+               **spec: Any) -> None:
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDOutageTest",
+        "metadata": {"name": name}, "spec": {"database": "smartid", **spec}})
+
+
+def get_run(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RUNS,
+                                                              name)
+    return obj
+
+
+def wait_run(custom: client.CustomObjectsApi, namespace: str, name: str,
+             timeout: float = 120, step: str | None = None,
+             phases: tuple[str, ...] = ("Passed", "Failed", "Refused", "Aborted")
+             ) -> dict[str, Any]:
+    """The run's status once it is finished (or in ``phases``, or at ``step``)."""
+    def check() -> dict[str, Any] | None:
+        status = get_run(custom, namespace, name).get("status") or {}
+        if step is not None:
+            return status if status.get("step") == step else None
+        return status if status.get("phase") in phases else None
+
+    result: dict[str, Any] = wait_for(check, timeout=timeout, interval=0.1,
+                                      what=f"run {name} {step or '/'.join(phases)}")
+    return result

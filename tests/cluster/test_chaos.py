@@ -30,18 +30,21 @@ from tests.cluster.conftest import Operator
 from tests.cluster.helpers import (
     GROUP,
     PLURAL,
+    RUNS,
     VERSION,
     assert_no_exceptions,
     condition,
     create_claim,
+    create_run,
     database,
     get_db,
+    get_run,
     pod_ready,
     scale,
     wait_phase,
+    wait_run,
 )
 
-RUNS = "smartidoutagetests"
 RECOVERY_TARGET, RECOVERY_MARGIN = 2.0, 1.0  # seconds
 CLAIM = "recordings"
 ANNOTATION = "smartid.io/outage-test"
@@ -65,35 +68,6 @@ def chaos_database(custom: client.CustomObjectsApi, core: client.CoreV1Api, name
     if wait == "Ready":  # the agent has made its first pass: recovery is live
         assert condition(obj, "Recovered")["status"] == "True", obj["status"]
     return obj
-
-
-def create_run(custom: client.CustomObjectsApi, namespace: str, name: str,
-               **spec: Any) -> None:
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDOutageTest",
-        "metadata": {"name": name}, "spec": {"database": "smartid", **spec}})
-
-
-def get_run(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RUNS,
-                                                              name)
-    return obj
-
-
-def wait_run(custom: client.CustomObjectsApi, namespace: str, name: str,
-             timeout: float = 120, step: str | None = None,
-             phases: tuple[str, ...] = ("Passed", "Failed", "Refused", "Aborted")
-             ) -> dict[str, Any]:
-    """The run's status once it is finished (or in ``phases``, or at ``step``)."""
-    def check() -> dict[str, Any] | None:
-        status = get_run(custom, namespace, name).get("status") or {}
-        if step is not None:
-            return status if status.get("step") == step else None
-        return status if status.get("phase") in phases else None
-
-    result: dict[str, Any] = wait_for(check, timeout=timeout, interval=0.1,
-                                      what=f"run {name} {step or '/'.join(phases)}")
-    return result
 
 
 def workload_state(apps: client.AppsV1Api, namespace: str) -> tuple[int, str | None]:
