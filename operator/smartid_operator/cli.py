@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from smartid_operator import __version__
@@ -22,6 +23,11 @@ def _run(args: argparse.Namespace) -> int:
     OPTIONS.health_interval = args.health_interval
     OPTIONS.metrics_port = args.metrics_port
     OPTIONS.image = args.agent_image
+    if not OPTIONS.image and not (os.environ.get("POD_NAME") and os.environ.get("POD_NAMESPACE")):
+        # In a pod, the agents and Jobs run the pod's own image; elsewhere nothing says which.
+        print("run: --agent-image (or $SMARTID_OPERATOR_IMAGE) is required outside a pod: the "
+              "image the recovery agents and the Jobs run", file=sys.stderr)
+        return 2
     from smartid_operator import handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)

@@ -18,7 +18,7 @@ import kopf
 from smartid_operator import GROUP, PLURAL, VERSION, __version__, metrics, mongo
 from smartid_operator.backup.restores import Restores
 from smartid_operator.kube import Kube, load_api_client
-from smartid_operator.manifests import MANAGED_BY
+from smartid_operator.manifests import MANAGED_BY, owner_reference
 from smartid_operator.manifests.restore import PLURAL as RESTORE_PLURAL
 from smartid_operator.options import OPTIONS
 from smartid_operator.reconcile import Context
@@ -26,6 +26,7 @@ from smartid_operator.worker import Hooks, Registry
 
 T = TypeVar("T")
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+KUBE_THREADS, MIGRATION_THREADS = 16, 4
 
 
 def _in(pool: ThreadPoolExecutor) -> Callable[[Callable[[], T]], Any]:
@@ -36,6 +37,10 @@ def _in(pool: ThreadPoolExecutor) -> Callable[[Callable[[], T]], Any]:
 
 def _body(body: Mapping[str, Any]) -> kopf.Body:
     return kopf.Body(cast(kopf.RawBody, dict(body)))
+
+
+def _adopt(child: dict[str, Any], owner: Mapping[str, Any]) -> None:
+    child["metadata"]["ownerReferences"] = [owner_reference(owner)]
 
 
 def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -61,22 +66,20 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # never takes the threads every other database needs to read its Secret.
     kube = Kube(load_api_client())
     context = Context(kube=kube, pool=mongo.Pool(),
-                      in_kube_pool=_in(ThreadPoolExecutor(16, "kube")),
-                      in_migration_pool=_in(ThreadPoolExecutor(4, "migrations")),
+                      in_kube_pool=_in(ThreadPoolExecutor(KUBE_THREADS, "kube")),
+                      in_migration_pool=_in(ThreadPoolExecutor(MIGRATION_THREADS, "migrations")),
                       owner=OPTIONS.identity, image=_own_image(kube))
-    hooks = Hooks(adopt=lambda child, owner: kopf.adopt(child, owner=_body(owner)), event=_event)
+    hooks = Hooks(adopt=_adopt, event=_event)
     memo.registry = Registry(context, hooks, OPTIONS.health_interval)
     metrics.serve(OPTIONS.metrics_port)
 
 
 def _own_image(kube: Kube) -> str:
-    """The agents run the operator's own image, so the two never drift apart."""
+    """The agents run the operator's own image, so the two never drift apart (outside a pod,
+    the CLI requires ``--agent-image``)."""
     if OPTIONS.image:
         return OPTIONS.image
-    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
-    if pod and namespace:
-        return kube.container_image(namespace, pod)
-    return "smartid-operator"  # outside a pod (development): the image's own name
+    return kube.container_image(os.environ["POD_NAMESPACE"], os.environ["POD_NAME"])
 
 
 @kopf.on.cleanup()

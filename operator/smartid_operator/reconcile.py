@@ -11,11 +11,12 @@ import datetime
 import functools
 import hashlib
 import json
+import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from smartid_operator import mongo
+from smartid_operator import clock, mongo
 from smartid_operator import status as cond
 from smartid_operator.backup import observe as backup
 from smartid_operator.backup.jobs import BackupMemory
@@ -25,16 +26,13 @@ from smartid_operator.manifests.backup import backup_cronjob, cronjob_name
 from smartid_operator.manifests.recovery import agent_name, recovery_agent, with_settings_hash
 from smartid_operator.manifests.settings import settings_config_map
 from smartid_operator.recovery import observe as recovery
+from smartid_operator.recovery import state as recovery_state
 from smartid_operator.schema import converge_schema
 from smartid_operator.spec import DatabaseSpec, parse
 from smartid_operator.status import Observation, Transition
 
 T = TypeVar("T")
 Blocking = Callable[[Callable[[], T]], Awaitable[T]]
-
-
-def utcnow() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -146,7 +144,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
     events told of the backup Jobs; ``agent_pod`` why the recovery agent's pod cannot be
     scheduled, if it cannot; ``mongo_lost_at`` when this worker last saw Mongo stop
     answering."""
-    now = now or utcnow()
+    now = now or clock.iso(clock.utcnow())
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     generation = meta.get("generation")
@@ -197,9 +195,9 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
             backup_view = backup.observe(
                 backups or BackupMemory(), spec.backup, cronjob=cronjob_name(name),
                 # Every child was applied (or found unchanged) by this pass's converge.
-                applied=resources.reason != "ApplyFailed",
+                applied=resources.reason not in ("ApplyFailed", "ChildRejected", "InvalidSpec"),
                 apply_message=resources.message, previous=current.get("backup") or {},
-                now=datetime.datetime.now(datetime.UTC))
+                now=clock.utcnow())
             observations += [backup_view.scheduled, backup_view.healthy]
             if backup_view.recheck_after is not None:
                 recheck = min(recheck or backup_view.recheck_after, backup_view.recheck_after)
@@ -234,12 +232,12 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
                     previous: Mapping[str, Any],
                     agent_pod: str | None,
                     mongo_lost_at: datetime.datetime | None) -> recovery.RecoveryView:
-    now = datetime.datetime.now(datetime.UTC)
+    now = clock.utcnow()
     report = None
     if handle is not None:
         try:
-            report = await mongo.read_one(handle, spec.mongo.database, "smartid_recovery",
-                                          "agent")
+            report = await mongo.read_one(handle, spec.mongo.database, recovery_state.STATE,
+                                          recovery_state.REPORT_ID)
         except mongo.MongoError:
             handle = None  # lost meanwhile: no claim either way
     # Evidence must postdate the outage: a pass that started after this worker saw Mongo
@@ -250,8 +248,7 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
     if mongo_lost_at is not None:
         since = mongo_lost_at
     elif reach is not None and reach.get("status") == "True":
-        since = datetime.datetime.strptime(reach["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ") \
-            .replace(tzinfo=datetime.UTC)
+        since = clock.parse_iso(reach["lastTransitionTime"])
     return recovery.observe(report, agent=agent_name(name), reachable=handle is not None,
                             reachable_since=since, now=now,
                             scan_interval=spec.recovery.scan_interval_seconds,
@@ -259,9 +256,25 @@ async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
                                 agent_pod, spec.recovery.claim or ""))
 
 
+def invalid_fields(spec: DatabaseSpec) -> str | None:
+    """What the CRD's schema cannot check but a child's API server would refuse (422): said
+    before applying, naming the field of the SmartIDDatabase."""
+    zone = spec.backup.time_zone
+    if spec.backup.enabled and zone is not None:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return f"spec.backup.timeZone: {zone!r} is not a time zone of the IANA database"
+    return None
+
+
 async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,
                     children: Children,
                     adopt: Callable[[Manifest], None]) -> tuple[Observation, str | None]:
+    invalid = invalid_fields(spec)
+    if invalid is not None:  # no child is applied from a spec a person must fix first
+        return Observation(cond.RESOURCES_READY, False, "InvalidSpec", invalid), None
+    kind, child = "", ""
     try:
         for kind, child, manifest in desired_children(name, namespace, spec, ctx.image):
             if manifest is None:
@@ -274,9 +287,14 @@ async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,
             if children.needs_apply(manifest):
                 live = await ctx.in_kube_pool(functools.partial(ctx.kube.apply, manifest))
                 children.record(manifest, live)
+        kind, child = "", ""
         workload = await ctx.in_kube_pool(
             lambda: ctx.kube.workload(namespace, spec.mongo.workload))
     except KubeError as exc:
+        if exc.status == 422 and kind:  # Invalid: retrying the same manifest cannot help
+            return Observation(cond.RESOURCES_READY, False, "ChildRejected",
+                               f"the API server refused {kind} {namespace}/{child}, made "
+                               f"from this spec: {exc.message}"), None
         message = f"applying children failed: {exc}"
         return Observation(cond.RESOURCES_READY, False, "ApplyFailed", message), message
     ref = spec.mongo.workload
@@ -296,7 +314,9 @@ async def _reach(ctx: Context, key: str, namespace: str, spec: DatabaseSpec
             lambda: ctx.kube.secret_value(namespace, spec.mongo.uri_secret))
         handle = await ctx.pool.handle(key, uri, spec.mongo.connect_timeout_seconds)
     except ConfigError as exc:
-        return Observation(cond.MONGO_REACHABLE, False, exc.reason, exc.message), None, None
+        where = " (the Secret of spec.mongo.uriSecretRef)" if exc.reason == "InvalidURI" else ""
+        return Observation(cond.MONGO_REACHABLE, False, exc.reason, exc.message + where), \
+            None, None
     except KubeError as exc:
         return Observation(cond.MONGO_REACHABLE, False, "SecretUnreadable",
                            f"reading the Secret failed: {exc}"), None, None
@@ -304,5 +324,12 @@ async def _reach(ctx: Context, key: str, namespace: str, spec: DatabaseSpec
     if health.reachable:
         return Observation(cond.MONGO_REACHABLE, True, "Pinged",
                            f"MongoDB {health.version or '?'} answers ping"), health, handle
+    if health.failure == "refused":
+        return Observation(cond.MONGO_REACHABLE, False, "CredentialsRefused",
+                           f"MongoDB answered and refused the credentials of the URI in "
+                           f"spec.mongo.uriSecretRef: {health.error}"), health, handle
+    if health.failure == "error":
+        return Observation(cond.MONGO_REACHABLE, False, "PingFailed",
+                           f"MongoDB answered ping with an error: {health.error}"), health, handle
     return Observation(cond.MONGO_REACHABLE, False, "Unreachable",
                        f"MongoDB did not answer: {health.error}"), health, handle

@@ -25,8 +25,9 @@ REQUIRED: tuple[str, ...] = (MONGO_REACHABLE, RESOURCES_READY, SCHEMA_READY)
 # Reasons of ``ConfigError``, "a person must fix the spec or what it points at": phase
 # Failed, no retry of its own (the periodic check notices the fix).
 CONFIG_ERRORS = frozenset({"InvalidSpec", "SecretNotFound", "SecretKeyMissing", "InvalidURI",
-                           "WorkloadNotFound", "ChecksumMismatch", "UnknownVersion",
-                           "MigrationConflict", "ClaimNotFound", "ClaimNotBound"})
+                           "CredentialsRefused", "WorkloadNotFound", "ChildRejected",
+                           "ChecksumMismatch", "UnknownVersion", "MigrationConflict",
+                           "ClaimNotFound", "ClaimNotBound"})
 
 Condition = dict[str, Any]
 

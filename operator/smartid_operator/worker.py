@@ -100,7 +100,8 @@ class Worker:
         delay = 0.0  # the first pass runs at once
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.poked.wait(), timeout=delay)
+                async with asyncio.timeout(delay):  # not wait_for: see mongo._refused
+                    await self.poked.wait()
             self.poked.clear()
             try:
                 delay = await self._pass()

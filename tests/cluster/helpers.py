@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 
+from smartid_testbed.cluster import wait_for
+
+if TYPE_CHECKING:
+    from tests.cluster.conftest import Operator
+
 GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"
+RUNS = "smartidoutagetests"
 
 
 def database(name: str = "smartid", **spec: Any) -> dict[str, Any]:
@@ -84,3 +92,77 @@ class SilentServer:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+def get_db(custom: client.CustomObjectsApi, namespace: str, name: str = "smartid") -> Any:
+    return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def wait_phase(custom: client.CustomObjectsApi, namespace: str, phase: str,
+               timeout: float = 60, name: str = "smartid") -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get_db(custom, namespace, name)
+        return obj if (obj.get("status") or {}).get("phase") == phase else None
+
+    result: dict[str, Any] = wait_for(check, timeout=timeout, what=f"phase {phase}")
+    return result
+
+
+def reconcile_count(op: Operator, namespace: str, result: str, name: str = "smartid") -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{op.ports['metrics']}/metrics",
+                                timeout=5) as resp:
+        text = resp.read().decode()
+    series = (f'smartid_reconciles_total{{name="{name}",namespace="{namespace}",'
+              f'result="{result}"}} ')
+    return sum(float(line[len(series):]) for line in text.splitlines()
+               if line.startswith(series))
+
+
+def assert_no_exceptions(op: Operator) -> None:
+    logs = op.logs()
+    assert "Traceback" not in logs, logs[-3000:]
+    assert "Unhandled" not in logs, logs[-3000:]
+
+
+def transition_events(core: client.CoreV1Api, namespace: str) -> list[str]:
+    """The SmartIDDatabase Events of condition transitions, as "<Type> is <status>"."""
+    return [e.message.split(":")[0] for e in core.list_namespaced_event(namespace).items
+            if e.involved_object.kind == "SmartIDDatabase" and " is " in (e.message or "")]
+
+
+def absent(read: Callable[..., Any], *args: Any) -> bool:
+    """True once ``read(*args)`` answers 404 (deleted, or never there)."""
+    try:
+        read(*args)
+    except client.ApiException as exc:
+        return exc.status == 404
+    return False
+
+
+def create_run(custom: client.CustomObjectsApi, namespace: str, name: str,
+               **spec: Any) -> None:
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDOutageTest",
+        "metadata": {"name": name}, "spec": {"database": "smartid", **spec}})
+
+
+def get_run(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RUNS,
+                                                              name)
+    return obj
+
+
+def wait_run(custom: client.CustomObjectsApi, namespace: str, name: str,
+             timeout: float = 120, step: str | None = None,
+             phases: tuple[str, ...] = ("Passed", "Failed", "Refused", "Aborted")
+             ) -> dict[str, Any]:
+    """The run's status once it is finished (or in ``phases``, or at ``step``)."""
+    def check() -> dict[str, Any] | None:
+        status = get_run(custom, namespace, name).get("status") or {}
+        if step is not None:
+            return status if status.get("step") == step else None
+        return status if status.get("phase") in phases else None
+
+    result: dict[str, Any] = wait_for(check, timeout=timeout, interval=0.1,
+                                      what=f"run {name} {step or '/'.join(phases)}")
+    return result

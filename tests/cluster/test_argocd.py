@@ -23,9 +23,9 @@ from kubernetes import client
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import wait_established
 from smartid_testbed.testbed import TestBed
+from tests.argocd_lua import ARGOCD, KEY, SCRIPT, argocd_health
 from tests.cluster.conftest import Operator
 from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database
-from tests.unit.test_argocd_health import ARGOCD, KEY, SCRIPT, argocd_health
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES_ENV = "SMARTID_ARGOCD_FIXTURES"

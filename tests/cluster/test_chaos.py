@@ -30,16 +30,22 @@ from tests.cluster.conftest import Operator
 from tests.cluster.helpers import (
     GROUP,
     PLURAL,
+    RUNS,
     VERSION,
+    assert_no_exceptions,
     condition,
     create_claim,
+    create_run,
     database,
+    get_db,
+    get_run,
     pod_ready,
     scale,
+    wait_phase,
+    wait_run,
 )
-from tests.cluster.test_operator import assert_no_exceptions, get_db, wait_phase
 
-RUNS = "smartidoutagetests"
+RECOVERY_TARGET, RECOVERY_MARGIN = 2.0, 1.0  # seconds
 CLAIM = "recordings"
 ANNOTATION = "smartid.io/outage-test"
 REPO = Path(__file__).resolve().parents[2]
@@ -62,35 +68,6 @@ def chaos_database(custom: client.CustomObjectsApi, core: client.CoreV1Api, name
     if wait == "Ready":  # the agent has made its first pass: recovery is live
         assert condition(obj, "Recovered")["status"] == "True", obj["status"]
     return obj
-
-
-def create_run(custom: client.CustomObjectsApi, namespace: str, name: str,
-               **spec: Any) -> None:
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RUNS, {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDOutageTest",
-        "metadata": {"name": name}, "spec": {"database": "smartid", **spec}})
-
-
-def get_run(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RUNS,
-                                                              name)
-    return obj
-
-
-def wait_run(custom: client.CustomObjectsApi, namespace: str, name: str,
-             timeout: float = 120, step: str | None = None,
-             phases: tuple[str, ...] = ("Passed", "Failed", "Refused", "Aborted")
-             ) -> dict[str, Any]:
-    """The run's status once it is finished (or in ``phases``, or at ``step``)."""
-    def check() -> dict[str, Any] | None:
-        status = get_run(custom, namespace, name).get("status") or {}
-        if step is not None:
-            return status if status.get("step") == step else None
-        return status if status.get("phase") in phases else None
-
-    result: dict[str, Any] = wait_for(check, timeout=timeout, interval=0.1,
-                                      what=f"run {name} {step or '/'.join(phases)}")
-    return result
 
 
 def workload_state(apps: client.AppsV1Api, namespace: str) -> tuple[int, str | None]:
@@ -161,7 +138,9 @@ def test_fifty_recordings_and_a_thousand_segments_written_during_an_outage_all_r
     assert status["counts"]["recordings"]["written"] == 50
     assert status["counts"]["segments"]["final"] == \
         status["counts"]["segments"]["baseline"] + 1000
-    assert status["recoverySeconds"] >= 0
+    # The promise: every write indexed within 2 s of Mongo answering again; the margin is
+    # for a 2-core machine shared with other work (measured here: see the report).
+    assert 0 <= status["recoverySeconds"] <= RECOVERY_TARGET + RECOVERY_MARGIN, status
     timings = status["timings"]
     for mark in ("outageStart", "unreachableConfirmed", "writesDone", "restored", "reachable",
                  "fullyReindexed", "finished"):
@@ -276,7 +255,8 @@ def test_an_operator_killed_during_the_outage_restores_mongo_when_it_comes_back(
     wait_for(lambda: all_indexed(mongo, "killed", 4, 5), timeout=60,
              what="the aborted run's writes indexed")
     wait_for(lambda: live(operator), timeout=60, what="the operator live again")
-    print(f"replicas restored {restored_after:.1f} s after the SIGKILL")
+    # The new operator pod's start-up sweep gives the replicas back: measured 4.0-6.6 s.
+    assert restored_after < 15, f"replicas restored {restored_after:.1f} s after the SIGKILL"
 
 
 # -- refusals, aborts -------------------------------------------------------------------------

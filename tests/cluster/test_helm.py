@@ -27,9 +27,8 @@ from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.processes import free_port
 from smartid_testbed.testbed import TestBed
 from tests.cluster.helm import CHART, Helm, HelmError, built_helm
+from tests.cluster.helpers import create_run, get_db, wait_phase, wait_run
 from tests.cluster.test_backup import backup_now, job_outcome
-from tests.cluster.test_chaos import create_run, wait_run
-from tests.cluster.test_operator import get_db, wait_phase
 
 RELEASE = "smartid-operator"
 OPERATOR = "app.kubernetes.io/name=smartid-operator"

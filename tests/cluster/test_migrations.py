@@ -32,6 +32,7 @@ from smartid_operator.migrations.model import Migration
 from smartid_operator.migrations.steps import StepPlan, StepResult, normalize_keys
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.mongo_server import MongoServer
+from smartid_testbed.processes import free_port
 
 Db = Database[dict[str, Any]]
 IDS = ["v1_baseline", "v2_harden_parsed_segments", "v3_recordings"]
@@ -322,3 +323,22 @@ def test_cli_exit_codes(mongo_server: MongoServer, db: Db) -> None:
     assert drift.returncode == 4 and "v2_harden_parsed_segments" in drift.stdout
     assert run_cli(uri, db.name, "apply").returncode == 4
     assert run_cli(uri, db.name, "apply", "--target", "v7").returncode == 2
+
+
+@pytest.mark.parametrize(("uri", "code", "says"), [
+    ("mongodb://127.0.0.1:{free}/", 6, "migrate: MongoDB did not answer: 127.0.0.1:{free}: "),
+    ("mongodb://[::1/", 2, "migrate: the MongoDB URI is invalid: "),
+    ("mongodb://smartid:wrong@127.0.0.1:{server}/", 7,
+     "migrate: MongoDB refused the credentials: "),
+], ids=["unreachable", "malformed", "credentials"])
+def test_cli_names_a_server_it_cannot_use_in_one_line(mongo_server: MongoServer, uri: str,
+                                                      code: int, says: str) -> None:
+    """A real server refusing credentials: the stand-in answers a SCRAM login with
+    AuthenticationFailed (18), the code MongoDB answers a wrong password with."""
+    ports = {"free": free_port("127.0.0.1"), "server": mongo_server.port}
+    for action in ("status", "apply"):
+        done = run_cli(uri.format(**ports), "smartid_cli_errors", action)
+        assert done.returncode == code, done.stderr
+        assert done.stderr.startswith(says.format(**ports)), done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "wrong" not in done.stderr  # never the password

@@ -1,4 +1,4 @@
-"""The runs' manager inside the operator, against the fake seams of test_chaos_executor: one
+"""The runs' manager inside the operator, against the fake seams of chaos_fakes: one
 task per run, aborts by field and by deletion, late events, recovery of a run an earlier
 process left Running, the start-up sweep, and schedules with their history limit."""
 
@@ -19,7 +19,7 @@ from smartid_operator.chaos.schedule import KEEP_SCHEDULED, SCHEDULED_LABEL
 from smartid_operator.errors import KubeError
 from smartid_operator.reconcile import Context
 from smartid_operator.worker import Hooks, Registry
-from tests.unit.test_chaos_executor import DB, FakeKube, FakeProbe, World, inline, run_body
+from tests.unit.chaos_fakes import DB, FakeKube, FakeProbe, World, inline, run_body
 
 
 class ScheduleKube(FakeKube):

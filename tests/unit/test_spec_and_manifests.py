@@ -52,8 +52,11 @@ def test_settings_config_map_is_namespaced_labelled_and_carries_the_spec() -> No
     assert cm["metadata"] == {"name": "smartid-settings", "namespace": "prod",
                               "labels": labels("smartid", "settings")}
     assert cm["data"]["SMARTID_DATABASE"] == "smartid"
-    assert cm["data"]["SMARTID_WORKLOAD"] == "StatefulSet/mongo"
     assert cm["data"]["SMARTID_RECOVERY_BATCH_SIZE"] == "200"
+    assert set(cm["data"]) == {"SMARTID_DATABASE", "SMARTID_BACKUP_RETENTION_DAYS",
+                               "SMARTID_BACKUP_KEEP_LAST", "SMARTID_BACKUP_GZIP",
+                               "SMARTID_RECOVERY_BATCH_SIZE",
+                               "SMARTID_RECOVERY_SCAN_INTERVAL_SECONDS"}  # each one read
     assert all(isinstance(v, str) for v in cm["data"].values())
 
 

@@ -7,82 +7,42 @@ cluster tier runs the same worker against a real API server and a real wire-prot
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from smartid_operator import mongo
-from smartid_operator.reconcile import Children, Context
-from smartid_operator.worker import Hooks, Registry, WorkloadKey, pod_workload
+from smartid_operator.errors import KubeError
+from smartid_operator.reconcile import Children, Context, Result, reconcile
+from smartid_operator.worker import WorkloadKey, pod_workload
+from tests.unit.worker_fakes import FakeKube, db_body, inline, registry_for, settle, until
 
-
-def _db(name: str = "db", generation: int = 1, uid: str = "u1") -> dict[str, Any]:
-    return {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDDatabase",
-            "metadata": {"name": name, "namespace": "ns", "uid": uid, "generation": generation},
-            "spec": {"mongo": {"uriSecretRef": {"name": "s"},
-                               "workload": {"kind": "StatefulSet", "name": "mongo"},
-                               "connectTimeoutSeconds": 1}}}
-
-
-class FakeKube:
-    """Records writes; the Secret names a port nothing listens on, so Mongo is refused."""
-
-    def __init__(self) -> None:
-        self.status_writes: list[dict[str, Any]] = []
-        self.applies: list[str] = []
-        self.deletes: list[str] = []
-
-    def secret_value(self, namespace: str, ref: Any) -> str:
-        return "mongodb://127.0.0.1:9/?directConnection=true"
-
-    def workload(self, namespace: str, ref: Any) -> dict[str, Any]:
-        return {"kind": "StatefulSet"}
-
-    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        self.applies.append(manifest["metadata"]["name"])
-        return {"metadata": {"resourceVersion": str(len(self.applies)), "uid": "c1"}}
-
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
-        self.deletes.append(name)
-        return False
-
-    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        self.status_writes.append(dict(status))
-
-
-async def _inline(fn: Callable[[], Any]) -> Any:
-    await asyncio.sleep(0)  # a real pass yields here too
-    return fn()
-
-
-def _registry(kube: FakeKube, events: list[tuple[str, str]]) -> Registry:
-    context = Context(kube=kube, pool=mongo.Pool(),  # type: ignore[arg-type]
-                      in_kube_pool=_inline, in_migration_pool=_inline)
-    hooks = Hooks(adopt=lambda child, owner: None,
-                  event=lambda body, type_, reason, message: events.append(
-                      (type_, message.split(" is ")[0])))
-    return Registry(context, hooks, interval=3600)
-
-
-async def _settle() -> None:
-    for _ in range(50):
-        await asyncio.sleep(0.01)
+# A window in which a pass that should not run would show (a pass takes milliseconds here).
+QUIET = 0.3
+MONGO_POD = {"metadata": {"namespace": "ns", "ownerReferences": [
+    {"controller": True, "kind": "StatefulSet", "name": "mongo"}]}}
 
 
 def test_pokes_during_a_pass_coalesce_and_events_post_once_per_transition() -> None:
     async def scenario() -> tuple[FakeKube, list[tuple[str, str]]]:
         kube, events = FakeKube(), []
-        registry = _registry(kube, events)
-        registry.observe(None, _db())
-        for _ in range(20):  # a burst of pod events while the first pass runs
-            registry.pod_changed({"metadata": {"namespace": "ns", "ownerReferences": [
-                {"controller": True, "kind": "StatefulSet", "name": "mongo"}]}})
-        await _settle()
+        registry = registry_for(kube, events)
+
+        def burst(number: int) -> None:
+            if number == 1:  # a burst of pod events while the first pass runs
+                for _ in range(20):
+                    registry.pod_changed(MONGO_POD)
+        kube.during_pass = burst
+        registry.observe(None, db_body())
+        await until(lambda: kube.passes >= 2, "second pass")
+        await asyncio.sleep(QUIET)
         await registry.stop()
         return kube, events
 
     kube, events = asyncio.run(scenario())
+    # Twenty pokes during the first pass: one more pass, not twenty.
+    assert kube.passes == 2
     # The first pass wrote the status; the coalesced second pass found nothing new.
     assert len(kube.status_writes) == 1
     assert kube.status_writes[0]["phase"] == "Degraded"
@@ -98,20 +58,21 @@ def test_pokes_during_a_pass_coalesce_and_events_post_once_per_transition() -> N
 def test_own_status_writes_do_not_wake_the_worker_but_a_spec_change_does() -> None:
     async def scenario() -> FakeKube:
         kube = FakeKube()
-        registry = _registry(kube, [])
-        registry.observe(None, _db())
-        await _settle()
-        written = _db()
+        registry = registry_for(kube, [])
+        registry.observe(None, db_body())
+        await until(lambda: kube.status_writes, "first status write")
+        written = db_body()
         written["status"] = kube.status_writes[-1]
         registry.observe("MODIFIED", written)  # our own write coming back
-        await _settle()
-        assert len(kube.status_writes) == 1
-        registry.observe("MODIFIED", _db(generation=2))
-        await _settle()
+        await asyncio.sleep(QUIET)
+        assert kube.passes == 1
+        registry.observe("MODIFIED", db_body(generation=2))
+        await until(lambda: len(kube.status_writes) == 2, "second status write")
         await registry.stop()
         return kube
 
     kube = asyncio.run(scenario())
+    assert kube.passes == 2
     assert [w["observedGeneration"] for w in kube.status_writes] == [1, 2]
 
 
@@ -153,14 +114,14 @@ def test_a_pod_is_traced_to_its_workload(owner: dict[str, str], labels: dict[str
 def test_a_database_deleted_and_created_again_keeps_its_new_worker() -> None:
     async def scenario() -> tuple[bool, bool]:
         kube = FakeKube()
-        registry = _registry(kube, [])
-        registry.observe(None, _db(uid="old"))
-        await _settle()
+        registry = registry_for(kube, [])
+        registry.observe(None, db_body(uid="old"))
+        await until(lambda: kube.passes >= 1, "first pass")
         old = registry.workers[("ns", "db")]
-        registry.observe("DELETED", _db(uid="old"))
-        registry.observe("ADDED", _db(uid="new"))  # before the forget task has run
-        registry.observe("DELETED", _db(uid="old"))  # a late event of the old object
-        await _settle()
+        registry.observe("DELETED", db_body(uid="old"))
+        registry.observe("ADDED", db_body(uid="new"))  # before the forget task has run
+        registry.observe("DELETED", db_body(uid="old"))  # a late event of the old object
+        await until(lambda: old.task is not None and old.task.done(), "the old worker's end")
         new = registry.workers.get(("ns", "db"))
         alive = new is not None and new.task is not None and not new.task.done()
         replaced = new is not old and old.task is not None and old.task.done()
@@ -169,3 +130,57 @@ def test_a_database_deleted_and_created_again_keeps_its_new_worker() -> None:
 
     alive, replaced = asyncio.run(scenario())
     assert alive and replaced
+
+
+class RefusingKube(FakeKube):
+    """The API server refuses the CronJob as Invalid (422), as it does a bad time zone."""
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        if manifest["kind"] == "CronJob":
+            raise KubeError(422, "Unprocessable Entity",
+                            'CronJob.batch "db-backup" is invalid: spec.timeZone: Invalid '
+                            'value: "Mars/Olympus": unknown time zone Mars/Olympus')
+        return super().apply(manifest)
+
+
+def _pass(kube: FakeKube, body: dict[str, Any]) -> Result:
+    async def one() -> Result:
+        context = Context(kube=kube, pool=mongo.Pool(),  # type: ignore[arg-type]
+                          in_kube_pool=inline, in_migration_pool=inline)
+        try:
+            return await reconcile(context, body, {}, Children(), adopt=lambda child: None)
+        finally:
+            await context.pool.close()
+    return asyncio.run(one())
+
+
+def test_a_child_the_api_server_refuses_fails_the_database_naming_its_message() -> None:
+    body = db_body()
+    body["spec"]["backup"] = {"enabled": True, "storage": {"persistentVolumeClaim": "b"}}
+    result = _pass(RefusingKube(), body)
+    resources = next(c for c in result.status["conditions"] if c["type"] == "ResourcesReady")
+    assert resources["reason"] == "ChildRejected"
+    assert "refused CronJob ns/db-backup" in resources["message"]
+    assert "spec.timeZone: Invalid value" in resources["message"]
+    assert result.status["phase"] == "Failed"
+    assert result.config_error is not None and result.unavailable is None  # no retry storm
+
+
+def test_a_time_zone_that_is_none_is_refused_before_any_child_is_applied() -> None:
+    kube = FakeKube()
+    body = db_body()
+    body["spec"]["backup"] = {"enabled": True, "timeZone": "Mars/Olympus",
+                              "storage": {"persistentVolumeClaim": "b"}}
+    result = _pass(kube, body)
+    resources = next(c for c in result.status["conditions"] if c["type"] == "ResourcesReady")
+    assert (resources["reason"], resources["message"]) == (
+        "InvalidSpec", "spec.backup.timeZone: 'Mars/Olympus' is not a time zone of the IANA "
+                       "database")
+    assert result.status["phase"] == "Failed" and kube.applies == []
+    body["spec"]["backup"]["timeZone"] = "Europe/Berlin"
+    assert _pass(kube, body).status["phase"] != "Failed"
+    assert "db-backup" in kube.applies
+
+
+# test_backup_operator imports these from here; they move with it to worker_fakes.
+_db, _registry, _settle = db_body, registry_for, settle

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from smartid_operator import mongo
+from smartid_operator import clock, mongo
 from smartid_operator.chaos import ANNOTATION, KIND, PLURAL
 from smartid_operator.chaos import report as reports
 from smartid_operator.chaos.env import (
@@ -159,7 +159,7 @@ class Execution:
             await self._write(step="ScalingDown")
             note = json.dumps({"run": self.name, "uid": self.run["metadata"].get("uid"),
                                "replicas": plan.replicas,
-                               "at": env.now().isoformat(timespec="seconds")})
+                               "at": clock.iso(env.now())})
             await env.call(env.kube.annotate_workload, self.namespace, ref, ANNOTATION, note)
             self.annotated = True
             self.timings.mark("outageStart", env.now())

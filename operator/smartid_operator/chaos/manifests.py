@@ -13,19 +13,13 @@ from smartid_operator import KIND as DATABASE_KIND
 from smartid_operator.chaos import COMPONENT, KIND
 from smartid_operator.chaos.model import WRITER_START_WAIT, Settings
 from smartid_operator.chaos.schedule import SCHEDULED_LABEL, run_name
-from smartid_operator.manifests import labels
+from smartid_operator.manifests import labels, owner_reference
 from smartid_operator.manifests.pods import Container, operator_pod
 from smartid_operator.spec import DatabaseSpec
 
 STORAGE = "/recordings"  # where the writer sees the recovery volume, as the agent does
 RUN_LABEL = "smartid.io/outage-test-run"
 REPORT_JSON, TIMELINE_PNG = "report.json", "timeline.png"
-
-
-def owner_reference(obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
-            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
 def with_owner(owners: list[dict[str, Any]],

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartid_operator import clock
 from smartid_operator.spec import ChaosSpec
 
 PASSED, FAILED, REFUSED, ABORTED = "Passed", "Failed", "Refused", "Aborted"
@@ -174,14 +175,6 @@ MARKS = ("started", "outageStart", "unreachableConfirmed", "writesDone", "restor
          "reachable", "fullyReindexed", "finished")
 
 
-def iso(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_iso(value: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 @dataclass
 class Timings:
     marks: dict[str, datetime.datetime] = field(default_factory=dict)
@@ -205,7 +198,8 @@ class Timings:
         return self.between("reachable", "fullyReindexed")
 
     def document(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {k: iso(self.marks[k]) for k in MARKS if k in self.marks}
+        doc: dict[str, Any] = {k: clock.iso(self.marks[k], ms=True) for k in MARKS
+                               if k in self.marks}
         for key, value in (("outageSeconds", self.outage_seconds),
                            ("recoverySeconds", self.recovery_seconds),
                            ("runSeconds", self.between("started", "finished"))):
@@ -215,7 +209,7 @@ class Timings:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Timings:
-        return cls({k: parse_iso(doc[k]) for k in MARKS if isinstance(doc.get(k), str)})
+        return cls({k: clock.parse_iso(doc[k]) for k in MARKS if isinstance(doc.get(k), str)})
 
 
 def result_status(verdict: Verdict, recordings: Tally, segments: Tally,

@@ -1,6 +1,6 @@
 """A run's view of Mongo, through the Mongo seam (``mongo.Pool``, ``mongo.check``,
-``mongo.translated``): is it answering, how many documents are there, which of the run's ids
-are present and when they were written and indexed."""
+``mongo.count``, ``mongo.find``): is it answering, how many documents are there, which of the
+run's ids are present and when they were written and indexed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from smartid_operator import mongo
+from smartid_operator import clock, mongo
 
 RECORDINGS, SEGMENTS = "recordings", "recording_segments"
 
@@ -22,12 +22,6 @@ class Found:
     written_at: datetime.datetime | None
     indexed_at: datetime.datetime | None
     indexed_by: str | None
-
-
-def _utc(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, datetime.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 class Probe:
@@ -50,9 +44,7 @@ class Probe:
         return health.reachable, health.error
 
     async def _count(self, collection: str, query: dict[str, Any]) -> int:
-        handle = await self._handle()
-        with mongo.translated():
-            return int(await handle.checker[self.database][collection].count_documents(query))
+        return await mongo.count(await self._handle(), self.database, collection, query)
 
     async def counts(self) -> tuple[int, int]:
         """All documents in ``recordings`` and ``recording_segments``."""
@@ -72,17 +64,12 @@ class Probe:
             return {}
         wanted = set(ids)
         low, high = min(ids), max(ids)
-        handle = await self._handle()
-        coll = handle.checker[self.database][collection]
-        found: dict[str, Found] = {}
-        projection = {"written_at": 1, "indexed_at": 1, "indexed_by": 1}
-        with mongo.translated():
-            async for doc in coll.find({"_id": {"$gte": low, "$lte": high}}, projection):
-                key = str(doc["_id"])
-                if key in wanted:
-                    found[key] = Found(key, _utc(doc.get("written_at")),
-                                       _utc(doc.get("indexed_at")), doc.get("indexed_by"))
-        return found
+        docs = await mongo.find(await self._handle(), self.database, collection,
+                                {"_id": {"$gte": low, "$lte": high}},
+                                {"written_at": 1, "indexed_at": 1, "indexed_by": 1})
+        return {str(doc["_id"]): Found(str(doc["_id"]), clock.utc(doc.get("written_at")),
+                                       clock.utc(doc.get("indexed_at")), doc.get("indexed_by"))
+                for doc in docs if str(doc["_id"]) in wanted}
 
     async def close(self) -> None:
         await self.pool.forget(self.key)

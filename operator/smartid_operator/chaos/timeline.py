@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 Point = tuple[float, float]
@@ -155,6 +155,3 @@ def _down_spans(mongo: Sequence[Point], end: float) -> list[tuple[float, float]]
         spans.append((since, end))
     return spans
 
-
-def mark_seconds(marks: Mapping[str, float], origin: float) -> dict[str, float]:
-    return {k: round(v - origin, 3) for k, v in marks.items()}

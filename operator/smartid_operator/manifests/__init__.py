@@ -5,7 +5,18 @@ No I/O here; the reconciler adopts and applies what these return.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 MANAGED_BY = "smartid-operator"
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The controller reference a child carries to ``owner``: garbage collected with it, and
+    its watch events traced back to it."""
+    meta = owner["metadata"]
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"],
+            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
 def labels(instance: str, component: str) -> dict[str, str]:

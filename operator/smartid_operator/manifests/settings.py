@@ -11,11 +11,7 @@ from smartid_operator.spec import DatabaseSpec
 
 
 def settings_config_map(instance: str, namespace: str, spec: DatabaseSpec) -> dict[str, Any]:
-    data = {
-        "SMARTID_DATABASE": spec.mongo.database,
-        "SMARTID_SCHEMA_VERSION": spec.schema_version,
-        "SMARTID_WORKLOAD": f"{spec.mongo.workload.kind}/{spec.mongo.workload.name}",
-    }
+    data = {"SMARTID_DATABASE": spec.mongo.database}  # each key here is read by a CLI
     # Only what is enabled: a disabled capability's settings leave the ConfigMap.
     if spec.backup.enabled:
         data |= {"SMARTID_BACKUP_RETENTION_DAYS": str(spec.backup.retention_days),

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from smartid_operator import mongo
+from smartid_operator.errors import ConfigError
 from smartid_operator.migrations.engine import (
     ChecksumDrift,
     Engine,
@@ -19,13 +20,16 @@ from smartid_operator.migrations.engine import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING, EXIT_DRIFT, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_UNANSWERED, EXIT_REFUSED = 6, 7
+EXIT_CODES_HELP = ("exit codes: 0 ok, 1 failed, 2 usage (also a malformed URI), 3 pending "
+                   "(status), 4 checksum drift, 5 locked by another engine, 6 MongoDB did not "
+                   "answer, 7 MongoDB refused the credentials")
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "migrate", help="plan, apply or inspect schema migrations",
-        description=__doc__ + "\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 pending (status), "
-                              "4 checksum drift, 5 locked by another engine",
+        description=f"{__doc__}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["plan", "apply", "status", "rollback", "repair"])
     parser.add_argument("--uri", default=os.environ.get("SMARTID_MONGO_URI"),
@@ -46,12 +50,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.uri:
         print("migrate: --uri or $SMARTID_MONGO_URI is required", file=sys.stderr)
         return EXIT_USAGE
-    engine = Engine(mongo.database(args.uri, args.database))
     try:
-        return _ACTIONS[args.action](engine, args)
+        return _ACTIONS[args.action](Engine(mongo.database(args.uri, args.database)), args)
     except MigrationError as exc:
         print(f"migrate: {exc}", file=sys.stderr)
         return next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
+    except ConfigError as exc:  # the URI does not parse: nothing was sent
+        print(f"migrate: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except mongo.MongoError as exc:
+        print(f"migrate: {_SAYS[type(exc)]}: {exc}", file=sys.stderr)
+        return _MONGO_EXIT_CODES[type(exc)]
     finally:
         mongo.close_all()
 
@@ -122,5 +131,10 @@ def _repair(engine: Engine, args: argparse.Namespace) -> int:
 
 _EXIT_CODES = ((ChecksumDrift, EXIT_DRIFT), (LockBusy, EXIT_LOCKED), (UnknownVersion, EXIT_USAGE),
                (MigrationError, EXIT_FAILED))
+_SAYS: dict[type[mongo.MongoError], str] = {
+    mongo.Unanswered: "MongoDB did not answer", mongo.Refused: "MongoDB refused the credentials",
+    mongo.MongoError: "MongoDB answered with an error"}
+_MONGO_EXIT_CODES: dict[type[mongo.MongoError], int] = {
+    mongo.Unanswered: EXIT_UNANSWERED, mongo.Refused: EXIT_REFUSED, mongo.MongoError: EXIT_FAILED}
 _ACTIONS = {"plan": _plan, "apply": _apply, "status": _status, "rollback": _rollback,
             "repair": _repair}

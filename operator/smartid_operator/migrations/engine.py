@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smartid_operator import __version__, mongo
+from smartid_operator.clock import utcnow
 from smartid_operator.migrations.catalog import MIGRATIONS
 from smartid_operator.migrations.model import Migration
 from smartid_operator.migrations.steps import StepConflict, StepPlan, StepResult
@@ -54,12 +55,6 @@ class LockLost(MigrationError):
 
 def default_owner() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
-
-
-def _now() -> datetime.datetime:
-    # Milliseconds: what BSON dates keep, so a lease read back compares equal.
-    now = datetime.datetime.now(datetime.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True)
@@ -163,8 +158,8 @@ class Engine:
             report.state = state
             return report
         started = time.monotonic()
-        while not mongo.lease_acquire(self.db, LOCKS, LOCK_ID, self.owner, _now(),
-                                      _now() + datetime.timedelta(seconds=self.lease_seconds)):
+        while not mongo.lease_acquire(self.db, LOCKS, LOCK_ID, self.owner, utcnow(),
+                                      utcnow() + datetime.timedelta(seconds=self.lease_seconds)):
             holder = mongo.lease_holder(self.db, LOCKS, LOCK_ID) or {}
             report.waited_for = str(holder.get("owner", "?"))
             if time.monotonic() - started >= wait:
@@ -197,8 +192,8 @@ class Engine:
     def rollback(self, target: str | int) -> list[str]:
         """Run ``down`` of applied migrations above ``target``, newest first."""
         goal = self.resolve(target)
-        if not mongo.lease_acquire(self.db, LOCKS, LOCK_ID, self.owner, _now(),
-                                   _now() + datetime.timedelta(seconds=self.lease_seconds)):
+        if not mongo.lease_acquire(self.db, LOCKS, LOCK_ID, self.owner, utcnow(),
+                                   utcnow() + datetime.timedelta(seconds=self.lease_seconds)):
             raise LockBusy("migrations are being applied by someone else")
         undone = []
         try:
@@ -230,7 +225,7 @@ class Engine:
 
     def _apply_one(self, migration: Migration) -> list[StepResult]:
         started = time.monotonic()
-        applied_at = _now()
+        applied_at = utcnow()
         try:
             results = [step.apply(self.db) for step in migration.up]
         except StepConflict as exc:
@@ -251,8 +246,8 @@ class Engine:
     def _renew(self, stop: threading.Event, lost: threading.Event) -> None:
         while not stop.wait(self.lease_seconds / 3):
             try:
-                ok = mongo.lease_renew(self.db, LOCKS, LOCK_ID, self.owner, _now(),
-                                       _now() + datetime.timedelta(seconds=self.lease_seconds))
+                ok = mongo.lease_renew(self.db, LOCKS, LOCK_ID, self.owner, utcnow(),
+                                       utcnow() + datetime.timedelta(seconds=self.lease_seconds))
             except Exception:  # the server is away: the lease may lapse
                 ok = False
             if not ok:

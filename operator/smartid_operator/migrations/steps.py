@@ -95,9 +95,6 @@ def normalize_keys(key: Mapping[str, Any] | Keys,
     return tuple(plain)
 
 
-_OPTION_NAMES = ("unique", "expireAfterSeconds", "sparse")
-
-
 def normalize_options(info: Mapping[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if info.get("unique"):
