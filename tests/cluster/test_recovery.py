@@ -22,13 +22,16 @@ from tests.cluster.helpers import (
     GROUP,
     PLURAL,
     VERSION,
+    absent,
+    assert_no_exceptions,
     condition,
     create_claim,
     database,
+    get_db,
     pod_ready,
     scale,
+    wait_phase,
 )
-from tests.cluster.test_operator import assert_no_exceptions, get_db, wait_phase
 
 CLAIM = "recordings"
 
@@ -142,15 +145,8 @@ def test_switching_recovery_off_removes_the_agent_and_its_condition(
     apps.read_namespaced_deployment("smartid-recovery", namespace)
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid",
                                           {"spec": {"recovery": {"enabled": False}}})
-
-    def gone() -> bool:
-        try:
-            apps.read_namespaced_deployment("smartid-recovery", namespace)
-        except client.ApiException as exc:
-            return exc.status == 404
-        return False
-
-    wait_for(gone, timeout=30, what="the agent Deployment deleted")
+    wait_for(lambda: absent(apps.read_namespaced_deployment, "smartid-recovery", namespace),
+             timeout=30, what="the agent Deployment deleted")
     obj = wait_for(lambda: (o := get_db(custom, namespace))["status"].get(
         "observedGeneration") == 2 and o, timeout=30, what="generation 2 observed")
     assert condition(obj, "Recovered") is None and "recovery" not in obj["status"]

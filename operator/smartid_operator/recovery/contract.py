@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartid_operator import clock
+
 CONTRACT = 1
 RECORDINGS = "recordings"
 SPOOL = "spool"
@@ -67,15 +69,12 @@ class ContractError(ValueError):
         self.detail = detail
 
 
-def utcnow() -> datetime.datetime:
-    # Milliseconds: what BSON dates keep, so a value read back compares equal.
-    now = datetime.datetime.now(datetime.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+utcnow = clock.utcnow  # milliseconds: what BSON dates keep
 
 
 def iso(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    """The contract's times are written to the millisecond."""
+    return clock.iso(moment, ms=True)
 
 
 def parse_time(value: Any, name: str) -> datetime.datetime:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from smartid_operator import clock
 from smartid_operator.status import Observation
 
 RECOVERED = "Recovered"
@@ -31,20 +32,9 @@ class RecoveryView:
     settled: bool  # nothing more to wait for: no quick re-check needed
 
 
-def _utc(value: Any) -> datetime.datetime | None:
-    if isinstance(value, datetime.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
-    if isinstance(value, str):
-        try:
-            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
-
-
 def _iso(value: Any) -> str | None:
-    moment = _utc(value)
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = clock.utc(value)
+    return None if moment is None else clock.iso(moment)
 
 
 def claim_problem(pod_message: str | None, claim: str) -> Observation | None:
@@ -86,8 +76,8 @@ def observe(report: Mapping[str, Any] | None, *, agent: str, reachable: bool,
                                         f"the recovery agent {agent} has not reported yet"),
                             section, settled=False)
     section.update(_summary(report))
-    updated = _utc(report.get("updated_at"))
-    started = _utc(report.get("started_at"))
+    updated = clock.utc(report.get("updated_at"))
+    started = clock.utc(report.get("started_at"))
     stale_after = max(3 * scan_interval, 30.0)
     if updated is None or (now - updated).total_seconds() > stale_after:
         age = "never" if updated is None else f"{(now - updated).total_seconds():.0f} s ago"
@@ -140,8 +130,7 @@ def coverage(report: Mapping[str, Any]) -> str:
 
 
 def _clock(value: Any) -> str:
-    moment = _utc(value)
-    return "an unknown time" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(value) or "an unknown time"
 
 
 def _summary(report: Mapping[str, Any]) -> dict[str, Any]:

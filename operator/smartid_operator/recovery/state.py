@@ -20,6 +20,7 @@ from typing import Any
 
 from pymongo import DeleteOne, UpdateOne
 
+from smartid_operator import clock
 from smartid_operator.recovery.link import Database
 
 STATE = "smartid_recovery"
@@ -36,9 +37,7 @@ class Checkpoint:
 
 def _utc(value: Any) -> datetime.datetime | None:
     # pymongo returns naive UTC datetimes unless the client is tz_aware.
-    if not isinstance(value, datetime.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    return clock.utc(value) if isinstance(value, datetime.datetime) else None
 
 
 def read_checkpoint(db: Database) -> Checkpoint:
