@@ -24,16 +24,24 @@ from smartid_operator.backup.prune import STALE_AFTER, prune
 from smartid_operator.backup.retention import Policy
 from smartid_operator.backup.run import RunSettings, dump
 from smartid_operator.backup.s3 import S3Config, S3Storage
+from smartid_operator.backup.storage import Scan
 from smartid_operator.backup.verify import collection_digest
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import install_operator, mongo_statefulset
+from smartid_testbed.install import apply, install_operator, mongo_statefulset, render
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.mongo_server import MongoServer
 from smartid_testbed.s3_server import Identity, S3Server, S3ServerError
 from smartid_testbed.testbed import TestBed
 from tests.cluster.conftest import Operator
-from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database, pod_ready
-from tests.cluster.test_backup import CRONJOB, backup_now, job_outcome, wait_backup
+from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database, pod_ready, scale
+from tests.cluster.test_backup import (
+    CRONJOB,
+    RESTORES,
+    backup_now,
+    job_outcome,
+    wait_backup,
+    wait_restore,
+)
 from tests.cluster.test_operator import assert_no_exceptions, get_db
 from tests.cluster.test_operator import wait_phase as _wait_phase
 
@@ -237,6 +245,19 @@ def test_a_job_from_the_cronjob_puts_a_verified_dump_in_the_bucket(
     assert section["latestDump"]["name"] == dumps[0].name and section["dumps"] == 1
     assert section["retention"]["applied"] is True
     no_secret_anywhere(s3.writer.secret_key, testbed, core, namespace, operator, obj, "to-s3")
+
+    # A SmartIDRestore from the bucket (named as its source, as after a disaster).
+    source = s3_backup_spec(s3, namespace)["storage"]
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RESTORES, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDRestore",
+        "metadata": {"name": "from-s3"},
+        "spec": {"database": "smartid", "targetDatabase": "smartid_from_s3", "source": source}})
+    status = wait_restore(custom, namespace, "from-s3")["status"]
+    assert (status["phase"], status["dump"]) == ("Succeeded", dumps[0].name), \
+        (status, testbed.pod_logs(namespace, "from-s3-restore"))
+    restored = content(mongo, "smartid_from_s3")
+    assert restored == {k: v for k, v in content(mongo, "smartid").items() if k in restored}
+    assert restored["parsed_segments"][0] == 120
     assert_no_exceptions(operator)
 
 
@@ -337,6 +358,104 @@ def test_the_s3_server_killed_mid_upload_leaves_no_dump_and_the_next_run_succeed
                                                                             "after-cut")
     dumps = storage(s3, namespace).scan().dumps
     assert len(dumps) == 1 and dumps[0].verified is True and dumps[0].counts["blobs"] == 400
+    assert_no_exceptions(operator)
+
+
+def test_the_api_server_refuses_bad_s3_storage_with_field_messages(
+        custom: client.CustomObjectsApi, namespace: str) -> None:
+    good = {"bucket": "smartid-backups", "credentialsSecretRef": {"name": "keys"}}
+    cases = [
+        ({"persistentVolumeClaim": "b", "s3": good},
+         "backup.storage must name exactly one of persistentVolumeClaim or s3"),
+        ({}, "backup.storage must name exactly one of persistentVolumeClaim or s3"),
+        ({"s3": {**good, "bucket": "Bad_Bucket"}}, "spec.backup.storage.s3.bucket"),
+        ({"s3": {"bucket": "smartid-backups"}},
+         "spec.backup.storage.s3.credentialsSecretRef: Required value"),
+        ({"s3": {**good, "endpoint": "minio:9000"}}, "spec.backup.storage.s3.endpoint"),
+        ({"s3": {**good, "endpoint": "https://u:p@minio:9000"}},
+         "spec.backup.storage.s3.endpoint"),
+        ({"s3": {**good, "prefix": "/lead"}}, "spec.backup.storage.s3.prefix"),
+        ({"s3": {**good, "prefix": "a/../b"}}, "spec.backup.storage.s3.prefix"),
+        ({"s3": {**good, "serverSideEncryption": {"algorithm": "AES256", "kmsKeyId": "k"}}},
+         "kmsKeyId is only valid with algorithm aws:kms"),
+        ({"s3": {**good, "serverSideEncryption": {"algorithm": "rot13"}}},
+         "spec.backup.storage.s3.serverSideEncryption.algorithm: Unsupported value"),
+        ({"s3": {**good, "caBundle": {}}},
+         "caBundle must name exactly one of configMapKeyRef or secretKeyRef"),
+    ]
+    for storage_spec, message in cases:
+        body = database(backup={"enabled": True, "storage": storage_spec})
+        with pytest.raises(client.ApiException) as caught:
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        assert caught.value.status == 422 and message in caught.value.body, \
+            (storage_spec, caught.value.body)
+    accepted = database(backup={"enabled": True, "storage": {"s3": {
+        **good, "prefix": "prod/smartid", "endpoint": "https://minio.storage.svc:9000",
+        "serverSideEncryption": {"algorithm": "aws:kms", "kmsKeyId": "alias/backups"},
+        "caBundle": {"configMapKeyRef": {"name": "ca"}}}}})
+    created = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, accepted)
+    s3_spec = created["spec"]["backup"]["storage"]["s3"]
+    assert s3_spec["forcePathStyle"] is False and s3_spec["caBundle"]["configMapKeyRef"][
+        "key"] == "ca.crt"
+    assert s3_spec["credentialsSecretRef"]["secretAccessKeyKey"] == "AWS_SECRET_ACCESS_KEY"
+
+
+def test_the_s3_sample_backs_up_into_the_bucket(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        custom: client.CustomObjectsApi, namespace: str, mongo: str, s3: S3Server) -> None:
+    """`kubectl apply -k deploy/samples-s3` with the keys and endpoint filled in."""
+    rendered = render(testbed, "deploy/samples-s3")
+    assert ("PersistentVolumeClaim", "smartid-backups") not in \
+        [(d["kind"], d["metadata"]["name"]) for d in rendered]
+    docs = [d for d in rendered if d["kind"] in ("SmartIDDatabase", "PersistentVolumeClaim")
+            or d["metadata"]["name"] == "smartid-s3-credentials"]
+    for doc in docs:
+        doc["metadata"].pop("namespace", None)
+        if doc["kind"] == "Secret":
+            doc["stringData"] = {"AWS_ACCESS_KEY_ID": s3.writer.access_key,
+                                 "AWS_SECRET_ACCESS_KEY": s3.writer.secret_key}
+        elif doc["kind"] == "SmartIDDatabase":
+            doc["spec"]["backup"]["storage"]["s3"].update(
+                bucket=BUCKET, prefix=f"sample/{namespace}", endpoint=s3.endpoint)
+    apply(testbed, docs, namespace=namespace)
+    wait_backup(custom, namespace, "BackupScheduled True", lambda o: (
+        (condition(o, "BackupScheduled") or {}).get("status") == "True"))
+    batch = client.BatchV1Api(api_client)
+    backup_now(testbed, namespace, "sample")
+    assert wait_for(lambda: job_outcome(batch, namespace, "sample"), timeout=120,
+                    what="the backup Job") == "Complete", testbed.pod_logs(namespace, "sample")
+    dumps = storage(s3, f"sample/{namespace}").scan().dumps
+    assert len(dumps) == 1 and dumps[0].verified is True
+    assert_no_exceptions(operator)
+
+
+def test_mongo_down_during_a_backup_to_s3_fails_the_job_and_publishes_nothing(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        custom: client.CustomObjectsApi, namespace: str, mongo: str, s3: S3Server,
+        core: client.CoreV1Api) -> None:
+    batch, apps = client.BatchV1Api(api_client), client.AppsV1Api(api_client)
+    seed(mongo, "smartid", 20)
+    credentials_secret(core, namespace, s3.writer)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
+        backup=s3_backup_spec(s3, namespace), mongo={
+            "uriSecretRef": {"name": "smartid-mongo"}, "workload": {"name": "mongo"},
+            "connectTimeoutSeconds": 2}))
+    wait_phase(custom, namespace, "Ready", timeout=90)
+    scale(apps, namespace, "mongo", 0)
+    wait_phase(custom, namespace, "Degraded", timeout=60)
+    backup_now(testbed, namespace, "mongo-down")
+    assert wait_for(lambda: job_outcome(batch, namespace, "mongo-down"), timeout=120,
+                    what="the backup Job") == "Failed"
+    assert storage(s3, namespace).scan() == Scan([], [], [])  # not even a partial
+    obj = wait_backup(custom, namespace, "LastBackupFailed", lambda o: (
+        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    assert "MongoDB" in obj["status"]["backup"]["lastFailure"]["reason"]
+    scale(apps, namespace, "mongo", 1)
+    wait_phase(custom, namespace, "Ready", timeout=90)
+    backup_now(testbed, namespace, "mongo-back")
+    assert wait_for(lambda: job_outcome(batch, namespace, "mongo-back"), timeout=120,
+                    what="the backup Job") == "Complete"
+    assert len(storage(s3, namespace).scan().dumps) == 1
     assert_no_exceptions(operator)
 
 
