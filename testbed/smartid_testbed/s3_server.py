@@ -87,6 +87,8 @@ class S3Server:
         self.writer = Identity.random("writer", ("Read", "List", "Write"))
         self.child: Child | None = None
 
+    version = SEAWEEDFS_VERSION
+
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
