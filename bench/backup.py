@@ -93,7 +93,32 @@ def rates(seconds: float, docs: int, bson_bytes: int, rss_mb: float) -> dict[str
             "peak_rss_mb": round(rss_mb, 1)}
 
 
-def run(uri: str, count: int, work: Path, s3: S3Server | None = None) -> dict[str, Any]:
+def blobs(mc: Any, name: str, megabytes: int, work: Path, backup: Any,
+          via_s3: Any, url: str) -> dict[str, Any]:
+    """``megabytes`` of random bytes (gzip cannot shrink them, so every part of a multipart
+    upload is full): the volume's and the bucket's backup, and a restore from the bucket."""
+    for start in range(0, megabytes, 16):
+        mc[name].blobs.insert_many([{"n": i, "data": os.urandom(1_000_000)}
+                                    for i in range(start, min(megabytes, start + 16))])
+    volume = backup("run", "--database", name, "--no-verify", "--json")
+    bucket = via_s3("run", "--database", name, "--to", url, "--no-verify", "--json")
+    dumped = json.loads(bucket[2])["dump"]
+    restore = via_s3("restore", "--from", url, dumped["name"], "--target-database",
+                     f"{name}_r")
+    size = dumped["totals"]["sizeBytes"]
+    mc.drop_database(name)
+    mc.drop_database(f"{name}_r")
+
+    def rate(result: tuple[float, float, str]) -> dict[str, Any]:
+        return {"seconds": round(result[0], 2), "mb_per_s": round(size / 1e6 / result[0], 2),
+                "peak_rss_mb": round(result[1], 1)}
+
+    return {"dump_mb": round(size / 1e6, 1), "volume_backup": rate(volume),
+            "s3_backup": rate(bucket), "s3_restore": rate(restore)}
+
+
+def run(uri: str, count: int, work: Path, s3: S3Server | None = None,
+        blob_mb: int = 64) -> dict[str, Any]:
     name = f"bench_backup_{int(time.time())}"
     naive = work / "naive_copy.py"
     naive.write_text(NAIVE_COPY)
@@ -147,6 +172,8 @@ def run(uri: str, count: int, work: Path, s3: S3Server | None = None) -> dict[st
                 s3_verify = via_s3("verify", "--from", url, s3_name)
                 bucket = {
                     "server": f"SeaweedFS {s3.version} weed mini on loopback",
+                    "incompressible": blobs(mc, f"{name}_blobs", blob_mb, work, backup, via_s3,
+                                            url + "-blobs"),
                     "backup": rates(s3_backup[0], docs, bson_bytes, s3_backup[1]),
                     "backup_at_a_tenth": {"segments": small, **rates(
                         s3_small[0], small, bson_bytes // 10, s3_small[1])},
@@ -158,7 +185,8 @@ def run(uri: str, count: int, work: Path, s3: S3Server | None = None) -> dict[st
                             "upload (16 MiB parts) + read-back sha256 of every object + "
                             "manifest last; restore/verify download the dump first"}
         finally:
-            for suffix in ("", "_restored", "_copy", "_verify", "_s3restored"):
+            for suffix in ("", "_restored", "_copy", "_verify", "_s3restored", "_blobs",
+                           "_blobs_r"):
                 mc.drop_database(name + suffix)
     server = f"FerretDB {FERRETDB_VERSION} (SQLite), reports {info.get('version')}" \
         if "ferretdbVersion" in info else f"MongoDB {info.get('version')}"
@@ -188,15 +216,17 @@ def main() -> int:
     parser.add_argument("--segments", type=int, default=100_000)
     parser.add_argument("--uri", help="an existing server (e.g. real MongoDB 7)")
     parser.add_argument("--no-s3", action="store_true", help="the volume path only")
+    parser.add_argument("--blob-mb", type=int, default=64,
+                        help="MB of random bytes for the multipart measurement (default 64)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         s3 = None if args.no_s3 else stack.enter_context(
             S3Server(Path(tmp) / "s3", buckets=("bench",)))
         if args.uri:
-            result = run(args.uri, args.segments, Path(tmp), s3)
+            result = run(args.uri, args.segments, Path(tmp), s3, args.blob_mb)
         else:
             with MongoServer(Path(tmp) / "data") as server:
-                result = run(server.uri, args.segments, Path(tmp), s3)
+                result = run(server.uri, args.segments, Path(tmp), s3, args.blob_mb)
     print(json.dumps(result, indent=2))
     return 0
 

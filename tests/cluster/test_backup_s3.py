@@ -24,7 +24,7 @@ from smartid_operator.backup.prune import STALE_AFTER, prune
 from smartid_operator.backup.retention import Policy
 from smartid_operator.backup.run import RunSettings, dump
 from smartid_operator.backup.s3 import S3Config, S3Storage
-from smartid_operator.backup.storage import Scan
+from smartid_operator.backup.storage import Scan, StorageError
 from smartid_operator.backup.verify import collection_digest
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import apply, install_operator, mongo_statefulset, render
@@ -174,6 +174,36 @@ def test_an_upload_without_manifest_is_no_dump_and_is_pruned_after_the_grace(
     report = prune(store, Policy(days=7), now + STALE_AFTER + datetime.timedelta(minutes=1))
     assert report.stale_removed == [f"{source}-20200101T000000Z"]
     assert store.scan().partial == [] and [m.name for m in store.scan().dumps] == [good.name]
+
+
+
+class Corrupting(S3Storage):
+    """Uploads one file with a byte flipped, as a faulty proxy or disk would store it."""
+
+    def publish(self, staged: Path, manifest: Any) -> None:
+        upload = self.client.fput_object
+
+        def flip(bucket: str, key: str, path: str, **kwargs: Any) -> Any:
+            if key.endswith("prelude.json.gz"):
+                data = bytearray(Path(path).read_bytes())
+                data[-1] ^= 0xFF
+                Path(path).write_bytes(bytes(data))
+            return upload(bucket, key, path, **kwargs)
+
+        self.client.fput_object = flip  # type: ignore[method-assign]
+        super().publish(staged, manifest)
+
+
+def test_an_object_that_differs_after_upload_is_caught_and_no_dump_is_published(
+        s3: S3Server, mongo_server: MongoServer) -> None:
+    source = f"s3corrupt_{os.getpid()}"
+    seed(mongo_server.uri, source, 20)
+    admin = storage(s3, "corrupt")
+    with pytest.raises(StorageError, match=r"prelude.json.gz: stored sha256 differs"):
+        dump(mongo_server.uri + source, Corrupting(admin.config), RunSettings(source),
+             BuiltinEngine(), Quiet())
+    scan = admin.scan()
+    assert scan.dumps == [] and len(scan.partial) == 1  # objects, but no manifest
 
 
 # -- the operator ---------------------------------------------------------------------------------
