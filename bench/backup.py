@@ -118,7 +118,7 @@ def blobs(mc: Any, name: str, megabytes: int, work: Path, backup: Any,
 
 
 def run(uri: str, count: int, work: Path, s3: S3Server | None = None,
-        blob_mb: int = 64) -> dict[str, Any]:
+        blob_mb: int = 40) -> dict[str, Any]:
     name = f"bench_backup_{int(time.time())}"
     naive = work / "naive_copy.py"
     naive.write_text(NAIVE_COPY)
@@ -216,8 +216,10 @@ def main() -> int:
     parser.add_argument("--segments", type=int, default=100_000)
     parser.add_argument("--uri", help="an existing server (e.g. real MongoDB 7)")
     parser.add_argument("--no-s3", action="store_true", help="the volume path only")
-    parser.add_argument("--blob-mb", type=int, default=64,
-                        help="MB of random bytes for the multipart measurement (default 64)")
+    parser.add_argument("--blob-mb", type=int, default=40,
+                        help="MB of random bytes for the multipart measurement (default 40: "
+                             "FerretDB answers a collection of 1 MB documents in one batch and "
+                             "refuses replies over 48 MB)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         s3 = None if args.no_s3 else stack.enter_context(
