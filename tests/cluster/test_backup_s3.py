@@ -122,7 +122,8 @@ def test_run_list_verify_restore_against_a_bucket_with_aws_environment(
         s3: S3Server, mongo_server: MongoServer, tmp_path: Path) -> None:
     source = f"s3src_{os.getpid()}"
     seed(mongo_server.uri, source)
-    env = aws_env(s3, s3.writer, SMARTID_MONGO_URI=mongo_server.uri + source)
+    env = aws_env(s3, s3.writer, SMARTID_MONGO_URI=mongo_server.uri + source,
+                  SMARTID_BACKUP_S3_SSE="AES256")
     url = f"s3://{BUCKET}/cli"
     ran = cli(["run", "--to", url, "--database", source], env)
     assert ran.returncode == 0, ran.stderr
@@ -134,6 +135,9 @@ def test_run_list_verify_restore_against_a_bucket_with_aws_environment(
     assert f"cli/{name}/{source}/parsed_segments.bson.gz" in keys
     assert f"cli/{name}/{source}/parsed_segments.metadata.json.gz" in keys
     assert f"cli/{name}/smartid-manifest.json" in keys
+    for key in keys:  # server-side encryption asked for every object, the manifest included
+        stat = s3.client().stat_object(BUCKET, key)
+        assert stat.metadata.get("x-amz-server-side-encryption") == "AES256", key
     assert s3.writer.secret_key not in ran.stderr + ran.stdout
 
     listed = cli(["list", "--from", url], env)
