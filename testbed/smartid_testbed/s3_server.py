@@ -77,7 +77,7 @@ class S3Server:
     """
 
     def __init__(self, data: Path, buckets: tuple[str, ...] = ("smartid-backups",),
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", tls: bool = False) -> None:
         self.data = data
         self.buckets = buckets
         self.host = host
@@ -86,12 +86,32 @@ class S3Server:
         self.admin = Identity.random("admin", ("Admin", "Read", "List", "Tagging", "Write"))
         self.writer = Identity.random("writer", ("Read", "List", "Write"))
         self.child: Child | None = None
+        # With ``tls``, S3 over https too, on its own port, with a certificate of a private CA
+        # (``ca_cert``): what a backup Job's caBundle is for.
+        self.https_port = free_port(host) if tls else None
+        self.ca_cert: Path | None = None
 
     version = SEAWEEDFS_VERSION
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def https_endpoint(self) -> str:
+        assert self.https_port is not None, "started without tls"
+        return f"https://{self.host}:{self.https_port}"
+
+    def _tls_args(self) -> list[str]:
+        if self.https_port is None:
+            return []
+        from smartid_testbed.pki import CertificateAuthority
+
+        ca = CertificateAuthority(self.data.parent / f"{self.data.name}-pki")
+        pair = ca.issue("s3", self.host, server=True, hosts=(self.host,))
+        self.ca_cert = ca.cert_path
+        return [f"-s3.port.https={self.https_port}", f"-s3.cert.file={pair.cert}",
+                f"-s3.key.file={pair.key}"]
 
     @property
     def log(self) -> Path:
@@ -103,7 +123,8 @@ class S3Server:
                 f"-ip.bind={self.host}", f"-s3.port={self.port}", *ports,
                 f"-bucket={','.join(self.buckets)}", f"-s3.config={config}",
                 "-s3.autoCreateBucket=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-webdav=false", "-admin.ui=false", "-master.telemetry=false"]
+                "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
+                *self._tls_args()]
 
     def start(self, timeout: float = 60.0) -> S3Server:
         self.data.mkdir(parents=True, exist_ok=True)
@@ -124,7 +145,8 @@ class S3Server:
 
     def ready(self) -> bool:
         """The S3 port answers and every bucket exists (as the admin sees it)."""
-        if not port_open(self.host, self.port):
+        if not port_open(self.host, self.port) or \
+                (self.https_port is not None and not port_open(self.host, self.https_port)):
             return False
         try:
             return all(self.client().bucket_exists(b) for b in self.buckets)

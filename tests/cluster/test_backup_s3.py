@@ -52,7 +52,8 @@ CLI = [sys.executable, "-m", "smartid_operator", "backup"]
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     try:
-        server = S3Server(tmp_path_factory.mktemp("s3") / "data", buckets=(BUCKET, LOCKED))
+        server = S3Server(tmp_path_factory.mktemp("s3") / "data", buckets=(BUCKET, LOCKED),
+                          tls=True)
         server.start()
     except S3ServerError as exc:
         if os.environ.get("CI") == "true":
@@ -292,6 +293,42 @@ def test_a_job_from_the_cronjob_puts_a_verified_dump_in_the_bucket(
     restored = content(mongo, "smartid_from_s3")
     assert restored == {k: v for k, v in content(mongo, "smartid").items() if k in restored}
     assert restored["parsed_segments"][0] == 120
+    assert_no_exceptions(operator)
+
+
+def test_an_https_endpoint_with_a_private_ca_is_trusted_through_the_ca_bundle(
+        operator: Operator, testbed: TestBed, api_client: client.ApiClient,
+        core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, mongo: str,
+        s3: S3Server) -> None:
+    batch = client.BatchV1Api(api_client)
+    assert s3.ca_cert is not None
+    seed(mongo, "smartid", 40)
+    credentials_secret(core, namespace, s3.writer)
+    spec = s3_backup_spec(s3, namespace)
+    spec["storage"]["s3"]["endpoint"] = s3.https_endpoint
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                           database(backup=spec))
+    wait_phase(custom, namespace, "Ready", timeout=90)
+    # Without the CA the certificate is refused, and status says so.
+    backup_now(testbed, namespace, "untrusted")
+    assert wait_for(lambda: job_outcome(batch, namespace, "untrusted"), timeout=120,
+                    what="the backup Job") == "Failed"
+    obj = wait_backup(custom, namespace, "LastBackupFailed", lambda o: (
+        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    assert "CERTIFICATE_VERIFY_FAILED" in obj["status"]["backup"]["lastFailure"]["reason"]
+
+    core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="s3-ca"), data={"ca.crt": s3.ca_cert.read_text()}))
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid", {
+        "spec": {"backup": {"storage": {"s3": {"caBundle": {
+            "configMapKeyRef": {"name": "s3-ca"}}}}}}})
+    wait_backup(custom, namespace, "generation 2", lambda o: (
+        o["status"].get("observedGeneration") == 2))
+    backup_now(testbed, namespace, "trusted")
+    assert wait_for(lambda: job_outcome(batch, namespace, "trusted"), timeout=120,
+                    what="the backup Job") == "Complete", testbed.pod_logs(namespace, "trusted")
+    dumps = storage(s3, namespace).scan().dumps
+    assert len(dumps) == 1 and dumps[0].verified is True
     assert_no_exceptions(operator)
 
 
