@@ -34,6 +34,57 @@ class MongoSpec:
 
 
 @dataclass(frozen=True)
+class KeyRef:
+    """A key of a ConfigMap or a Secret (``kind``)."""
+
+    kind: Literal["ConfigMap", "Secret"]
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class S3Spec:
+    """``spec.backup.storage.s3`` (and a SmartIDRestore's ``source.s3``). The keys live in a
+    Secret; only its name and key names are here."""
+
+    bucket: str
+    credentials_secret: str
+    access_key_id_key: str = "AWS_ACCESS_KEY_ID"
+    secret_access_key_key: str = "AWS_SECRET_ACCESS_KEY"
+    prefix: str = ""
+    endpoint: str = ""
+    region: str = ""
+    force_path_style: bool = False
+    server_side_encryption: str = ""
+    kms_key_id: str = ""
+    ca_bundle: KeyRef | None = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}" + (f"/{self.prefix.strip('/')}" if self.prefix else "")
+
+
+def parse_s3(doc: Mapping[str, Any] | None) -> S3Spec | None:
+    if not doc:
+        return None
+    creds = doc.get("credentialsSecretRef") or {}
+    sse = doc.get("serverSideEncryption") or {}
+    ca = doc.get("caBundle") or {}
+    ca_ref = None
+    for kind, field_name in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+        if ref := ca.get(field_name):
+            ca_ref = KeyRef(kind, ref["name"], ref.get("key", "ca.crt"))  # type: ignore[arg-type]
+    return S3Spec(
+        bucket=doc["bucket"], credentials_secret=creds.get("name", ""),
+        access_key_id_key=creds.get("accessKeyIdKey", "AWS_ACCESS_KEY_ID"),
+        secret_access_key_key=creds.get("secretAccessKeyKey", "AWS_SECRET_ACCESS_KEY"),
+        prefix=doc.get("prefix", ""), endpoint=doc.get("endpoint", ""),
+        region=doc.get("region", ""), force_path_style=bool(doc.get("forcePathStyle", False)),
+        server_side_encryption=sse.get("algorithm", ""), kms_key_id=sse.get("kmsKeyId", ""),
+        ca_bundle=ca_ref)
+
+
+@dataclass(frozen=True)
 class BackupSpec:
     enabled: bool = False
     schedule: str = "0 2 * * *"
@@ -41,6 +92,7 @@ class BackupSpec:
     retention_days: int = 7
     keep_last: int = 3
     claim: str | None = None
+    s3: S3Spec | None = None
     gzip: bool = True
     suspend: bool = False
     starting_deadline_seconds: int = 600
@@ -102,6 +154,7 @@ def parse(spec: Mapping[str, Any]) -> DatabaseSpec:
             retention_days=int(retention.get("days", 7)),
             keep_last=int(retention.get("keepLast", 3)),
             claim=(backup.get("storage") or {}).get("persistentVolumeClaim"),
+            s3=parse_s3((backup.get("storage") or {}).get("s3")),
             gzip=bool(backup.get("gzip", True)),
             suspend=bool(backup.get("suspend", False)),
             starting_deadline_seconds=int(backup.get("startingDeadlineSeconds", 600)),

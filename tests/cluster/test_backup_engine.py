@@ -34,6 +34,7 @@ from smartid_operator.backup.progress import Quiet
 from smartid_operator.backup.prune import prune
 from smartid_operator.backup.retention import Policy
 from smartid_operator.backup.run import RunSettings, dump, run
+from smartid_operator.backup.storage import LocalStorage
 from smartid_operator.backup.tools_engine import ToolsEngine
 from smartid_operator.backup.verify import IN_USE, MARKER, collection_digest, verify
 from smartid_testbed.mongo_server import MongoServer
@@ -111,7 +112,8 @@ def read_bson_file(path: Path) -> list[dict[str, Any]]:
 def test_the_dump_is_mongodumps_layout_file_by_file(db: Database, mongo_server: MongoServer,
                                                     tmp_path: Path, gzipped: bool) -> None:
     seed(db)
-    manifest = dump(uri_of(mongo_server, db.name), RunSettings(tmp_path, db.name, gzipped),
+    manifest = dump(uri_of(mongo_server, db.name), LocalStorage(tmp_path),
+                    RunSettings(db.name, gzipped),
                     BuiltinEngine(), Quiet())
     root = tmp_path / manifest.name
     gz = ".gz" if gzipped else ""
@@ -209,7 +211,7 @@ def test_a_tampered_dump_fails_verification_with_the_reason(
         db: Database, mongo_server: MongoServer, tmp_path: Path) -> None:
     seed(db, segments=100)
     uri = uri_of(mongo_server, db.name)
-    manifest = dump(uri, RunSettings(tmp_path, db.name), BuiltinEngine(), Quiet())
+    manifest = dump(uri, LocalStorage(tmp_path), RunSettings(db.name), BuiltinEngine(), Quiet())
     root, rel = tmp_path / manifest.name, f"{db.name}/parsed_segments.bson.gz"
     scratch = f"{db.name}_v"
 
@@ -246,7 +248,7 @@ def test_verification_never_drops_a_scratch_database_it_did_not_make(
         db: Database, mongo_server: MongoServer, tmp_path: Path) -> None:
     seed(db, segments=10)
     uri = uri_of(mongo_server, db.name)
-    manifest = dump(uri, RunSettings(tmp_path, db.name), BuiltinEngine(), Quiet())
+    manifest = dump(uri, LocalStorage(tmp_path), RunSettings(db.name), BuiltinEngine(), Quiet())
     precious = db.client[f"{db.name}_precious"]
     precious.data.insert_one({"keep": True})
     try:
@@ -279,7 +281,7 @@ def test_retention_over_ten_dumps_keeps_exactly_the_right_ones(
     names = {}
     for age in ages:
         when = NOW - datetime.timedelta(days=age)
-        m = dump(uri, RunSettings(tmp_path, db.name), BuiltinEngine(), Quiet(),
+        m = dump(uri, LocalStorage(tmp_path), RunSettings(db.name), BuiltinEngine(), Quiet(),
                  clock=lambda when=when: when)
         names[age] = m.name
         if age in (30, 10):  # the only verified ones: the newest of them is 10 days old
@@ -290,9 +292,9 @@ def test_retention_over_ten_dumps_keeps_exactly_the_right_ones(
     os.utime(tmp_path / ".tmp-smartid-stale", (0, 0))
     assert len(manifests.scan(tmp_path).dumps) == 10
 
-    dry = prune(tmp_path, Policy(days=7, keep_last=3), NOW, dry_run=True)
+    dry = prune(LocalStorage(tmp_path), Policy(days=7, keep_last=3), NOW, dry_run=True)
     assert dry.deleted == [] and len(final_names(tmp_path)) == 11
-    report = prune(tmp_path, Policy(days=7, keep_last=3), NOW)
+    report = prune(LocalStorage(tmp_path), Policy(days=7, keep_last=3), NOW)
     kept = {names[a] for a in (10, 6.9, 5, 2, 1, 0.1)}
     assert final_names(tmp_path) == sorted(kept)
     assert sorted(report.deleted) == sorted({names[a] for a in (45, 30, 20, 7.5)})
@@ -325,10 +327,11 @@ def test_mongo_dying_mid_dump_leaves_nothing_under_a_final_name(
     backup_dir = tmp_path / "backups"
     with pymongo.MongoClient[dict[str, Any]](own_server.uri) as mc:
         mc.smartid.parsed_segments.insert_many([{"n": i} for i in range(5000)])
-    earlier = dump(own_server.uri + "smartid", RunSettings(backup_dir, "smartid"),
+    earlier = dump(own_server.uri + "smartid", LocalStorage(backup_dir), RunSettings("smartid"),
                    BuiltinEngine(), Quiet())
     with pytest.raises(pymongo.errors.PyMongoError):
-        dump(own_server.uri + "smartid", RunSettings(backup_dir, "smartid"), BuiltinEngine(),
+        dump(own_server.uri + "smartid", LocalStorage(backup_dir), RunSettings("smartid"),
+             BuiltinEngine(),
              KillOnFirstProgress(own_server))
     assert final_names(backup_dir) == [earlier.name]  # no temp, no new name
     # The Job's view: the same with the server gone from the start.
@@ -357,8 +360,8 @@ def test_mongo_dying_during_verification_leaves_the_dump_unjudged(
     with pymongo.MongoClient[dict[str, Any]](own_server.uri) as mc:
         mc.smartid.parsed_segments.insert_many([{"n": i} for i in range(3000)])
     backups = tmp_path / "backups"
-    result = run(own_server.uri + "smartid", RunSettings(backups, "smartid", verify=True,
-                                                          scratch_database="smartid_verify"),
+    result = run(own_server.uri + "smartid", LocalStorage(backups),
+                 RunSettings("smartid", verify=True, scratch_database="smartid_verify"),
                  BuiltinEngine(), KillOnRestore(own_server))
     assert result.manifest.verified is None  # neither passed nor failed: it could not run
     assert len(result.errors) == 1 and result.errors[0].startswith("verification could not run")
@@ -390,8 +393,9 @@ def test_memory_stays_flat_however_big_the_collection(
         target = f"{db.name}_r{total}"
         out: dict[str, Any] = {}
         peaks[total] = (
-            _peak(lambda out=out: out.update(m=dump(uri, RunSettings(tmp_path, db.name),
-                                                    BuiltinEngine(), Quiet()))),
+            _peak(lambda out=out: out.update(m=dump(uri, LocalStorage(tmp_path),
+                                                    RunSettings(db.name), BuiltinEngine(),
+                                                    Quiet()))),
             _peak(lambda out=out, target=target: BuiltinEngine().restore(
                 uri, tmp_path / out["m"].name, db.name, target, False, Quiet())))
         assert db.client[target].big.count_documents({}) == total
@@ -451,7 +455,7 @@ def test_the_tools_engine_drives_the_tools_through_a_config_file(
     uri = uri_of(mongo_server, db.name)
     assert isinstance(engines.select("auto"), ToolsEngine)
     backups = tmp_path / "backups"
-    manifest = dump(uri, RunSettings(backups, db.name), ToolsEngine(), Quiet())
+    manifest = dump(uri, LocalStorage(backups), RunSettings(db.name), ToolsEngine(), Quiet())
     assert manifest.engine == "tools" and manifest.engine_version == "mongodump version: stand-in"
     assert manifest.counts["parsed_segments"] == 40  # read back from the files it wrote
     v = verify(manifest, backups / manifest.name, uri, ToolsEngine(), f"{db.name}_v", Quiet())
@@ -464,7 +468,7 @@ def test_the_tools_engine_drives_the_tools_through_a_config_file(
         assert call["mode"] == "0o600"
     monkeypatch.setenv("FAKE_TOOLS_FAIL", "1")
     with pytest.raises(BackupError, match="mongodump exited with status 7"):
-        dump(uri, RunSettings(backups, db.name), ToolsEngine(), Quiet())
+        dump(uri, LocalStorage(backups), RunSettings(db.name), ToolsEngine(), Quiet())
     assert final_names(backups) == [manifest.name]
 
 
@@ -476,7 +480,7 @@ def test_each_engine_restores_the_others_dumps_with_the_official_tools(
     seed(db, segments=200)
     uri, before = uri_of(mongo_server, db.name), source_state(db)
     for dumper, restorer in ((ToolsEngine(), BuiltinEngine()), (BuiltinEngine(), ToolsEngine())):
-        m = dump(uri, RunSettings(tmp_path, db.name), dumper, Quiet())
+        m = dump(uri, LocalStorage(tmp_path), RunSettings(db.name), dumper, Quiet())
         target = f"{db.name}_x{uuid.uuid4().hex[:4]}"
         restorer.restore(uri, tmp_path / m.name, db.name, target, False, Quiet())
         assert source_state(db.client[target]) == before
@@ -493,7 +497,7 @@ def test_views_are_dumped_as_metadata_and_restored_last(
         pytest.skip(f"this server has no views (code {exc.code}); this runs on servers "
                     f"that have them")
     uri = uri_of(mongo_server, db.name)
-    m = dump(uri, RunSettings(tmp_path, db.name), BuiltinEngine(), Quiet())
+    m = dump(uri, LocalStorage(tmp_path), RunSettings(db.name), BuiltinEngine(), Quiet())
     assert not (tmp_path / m.name / db.name / "tenant0.bson.gz").exists()
     meta = layout.parse_metadata(
         layout.read_bytes(tmp_path / m.name / db.name / "tenant0.metadata.json.gz"), "m")

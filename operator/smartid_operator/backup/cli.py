@@ -3,11 +3,15 @@ entrypoint and the same commands outside Kubernetes.
 
 The MongoDB URI is read from $SMARTID_MONGO_URI only (never an argument, never printed).
 Settings come from the environment (what the settings ConfigMap provides) and flags override
-them."""
+them. The storage is a directory (--dir, $SMARTID_BACKUP_DIR) or a bucket (--from
+s3://bucket/prefix, $SMARTID_BACKUP_S3_URL) with credentials from the environment as the AWS
+tools take them: $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_ENDPOINT_URL, $AWS_REGION,
+$AWS_CA_BUNDLE."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +33,8 @@ from smartid_operator.backup.restore import RestoreRefused, restore
 from smartid_operator.backup.retention import Policy
 from smartid_operator.backup.run import RunSettings, utcnow
 from smartid_operator.backup.run import run as run_backup
+from smartid_operator.backup.s3 import URL_ENV
+from smartid_operator.backup.storage import Storage, find, open_storage
 from smartid_operator.backup.summary import (
     restore_termination_message,
     summarize,
@@ -87,8 +93,15 @@ def add_parser(sub: Any) -> None:
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
-        p.add_argument("--dir", type=Path, default=None,
-                       help=f"the backup directory (default: ${DIR_ENV} or {DEFAULT_DIR})")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--dir", type=Path, default=None,
+                           help=f"the backup directory (default: ${URL_ENV}, else ${DIR_ENV} "
+                                f"or {DEFAULT_DIR})")
+        where.add_argument("--from", "--to", dest="location", default=None,
+                           metavar="s3://BUCKET/PREFIX",
+                           help="a bucket instead (or a directory); credentials and endpoint "
+                                "from $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, "
+                                "$AWS_ENDPOINT_URL, $AWS_REGION, $AWS_CA_BUNDLE")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
@@ -148,8 +161,12 @@ def add_parser(sub: Any) -> None:
 
 # -- helpers --------------------------------------------------------------------------------------
 
-def _backup_dir(args: argparse.Namespace) -> Path:
-    return Path(args.dir or os.environ.get(DIR_ENV) or DEFAULT_DIR)
+def _storage(args: argparse.Namespace) -> Storage:
+    if args.location:
+        return open_storage(args.location)
+    if args.dir:
+        return open_storage(str(args.dir))
+    return open_storage(os.environ.get(URL_ENV) or os.environ.get(DIR_ENV) or DEFAULT_DIR)
 
 
 def _policy(args: argparse.Namespace) -> Policy:
@@ -172,7 +189,9 @@ def _reason(exc: BaseException | str, uri: str | None) -> str:
     if isinstance(exc, PyMongoError) and not text.startswith("MongoDB"):
         text = f"MongoDB: {text}"
     password = urllib.parse.urlsplit(uri).password if uri and "://" in uri else None
-    for secret in filter(None, [uri, password, urllib.parse.unquote(password or "")]):
+    for secret in filter(None, [uri, password, urllib.parse.unquote(password or ""),
+                                os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                                os.environ.get("AWS_SESSION_TOKEN")]):
         text = text.replace(secret, "***")
     return text[:1000]
 
@@ -194,11 +213,14 @@ def _prune_lines(report: PruneReport) -> list[str]:
     lines = [f"  {'keep  ' if d.keep else ('would delete' if report.dry_run else 'delete')} "
              f"{d.name}  ({d.why})" for d in report.decisions]
     lines += [f"  removed unfinished {name}" for name in report.stale_removed]
+    if report.not_applied:
+        lines.append(f"  retention NOT applied: {report.not_applied}")
     return lines
 
 
 def _prune_json(report: PruneReport) -> dict[str, Any]:
     return {"dryRun": report.dry_run, "deleted": report.deleted,
+            "notApplied": report.not_applied,
             "staleRemoved": report.stale_removed,
             "decisions": [{"name": d.name, "keep": d.keep, "why": d.why}
                           for d in report.decisions]}
@@ -234,21 +256,28 @@ def _termination_path(args: argparse.Namespace) -> Path | None:
 def _run(args: argparse.Namespace) -> int:
     database = args.database or os.environ.get(DB_ENV) or "smartid"
     settings = RunSettings(
-        backup_dir=_backup_dir(args), database=database,
+        database=database,
         gzip=args.gzip if args.gzip is not None else _env_bool(GZIP_ENV, True),
         policy=_policy(args),
         verify=args.verify if args.verify is not None else _env_bool(VERIFY_ENV, True),
         scratch_database=_scratch(args, database))
     uri: str | None = None
     dump: Manifest | None = None
+    storage: Storage | None = None
+    retention: dict[str, Any] | None = None
     code, reason = EXIT_OK, None
     try:
         uri = uri_from_env()
+        storage = _storage(args)
         engine = _engine(args)
-        print(f"backup of {database} into {settings.backup_dir} with the {engine.name} engine "
+        print(f"backup of {database} into {storage.location} with the {engine.name} engine "
               f"({engine.version()}); retention: {settings.policy.describe()}", file=sys.stderr)
-        result = run_backup(uri, settings, engine, Lines())
+        result = run_backup(uri, storage, settings, engine, Lines())
         dump = result.manifest
+        if result.pruned is not None:
+            retention = {"applied": result.pruned.not_applied is None,
+                         "deleted": len(result.pruned.deleted),
+                         "reason": result.pruned.not_applied}
         if dump.verified is False:
             code = EXIT_UNVERIFIED
             reason = f"{dump.name} failed verification: {dump.verification.reason}" \
@@ -276,18 +305,23 @@ def _run(args: argparse.Namespace) -> int:
     if reason:
         _fail(reason, code)
     if path := _termination_path(args):
-        summary = summarize(manifests.scan(settings.backup_dir).dumps) \
-            if settings.backup_dir.is_dir() else None
+        summary = None
+        if storage is not None:  # status from what the storage holds now
+            with contextlib.suppress(BackupError, OSError):
+                summary = summarize(storage.scan().dumps)
         try:
             path.write_text(termination_message("Succeeded" if code == EXIT_OK else "Failed",
-                                                reason, dump, summary))
+                                                reason, dump, summary, retention))
         except OSError as exc:
             print(f"backup: could not write {path}: {exc}", file=sys.stderr)
     return code
 
 
 def _list(args: argparse.Namespace) -> int:
-    scan = manifests.scan(_backup_dir(args))
+    try:
+        scan = _storage(args).scan()
+    except (BackupError, OSError) as exc:
+        return _fail(_reason(exc, None))
     if args.json:
         _emit(args, {"dumps": [m.to_dict() for m in scan.dumps],
                      "status": summarize(scan.dumps).to_status(),
@@ -311,8 +345,8 @@ def _list(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     policy = _policy(args)
     try:
-        report = prune(_backup_dir(args), policy, utcnow(), dry_run=args.dry_run)
-    except OSError as exc:
+        report = prune(_storage(args), policy, utcnow(), dry_run=args.dry_run)
+    except (BackupError, OSError) as exc:
         return _fail(f"prune failed: {exc}")
     _emit(args, _prune_json(report),
           [f"retention: {policy.describe()}" + (" (dry run)" if args.dry_run else ""),
@@ -321,14 +355,16 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    backup_dir, uri = _backup_dir(args), None
+    uri = None
     try:
         uri = uri_from_env()
-        manifest = manifests.find(backup_dir, args.name)
+        storage = _storage(args)
+        manifest = find(storage, args.name)
         engine = _engine(args)
-        result = verify(manifest, backup_dir / manifest.name, uri, engine,
-                        _scratch(args, manifest.database), Lines())
-        manifests.write(manifest.with_verification(result), backup_dir / manifest.name)
+        with storage.fetch(manifest) as dump_dir:
+            result = verify(manifest, dump_dir, uri, engine,
+                            _scratch(args, manifest.database), Lines())
+        storage.save_manifest(manifest.with_verification(result))
     except Terminated:
         return _fail("terminated (SIGTERM) during verification")
     except (BackupError, ManifestError, PyMongoError, OSError) as exc:
@@ -342,18 +378,20 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    backup_dir, uri, name = _backup_dir(args), None, args.name
+    uri, name = None, args.name
     code, reason, result = EXIT_OK, None, None
     try:
         uri = uri_from_env()
-        manifest = manifests.find(backup_dir, args.name)
+        storage = _storage(args)
+        manifest = find(storage, args.name)
         name = manifest.name
         if manifest.verified is False:
             print(f"backup: warning: {manifest.name} failed its verification "
                   f"({manifest.verification.reason if manifest.verification else ''})",
                   file=sys.stderr)
-        result = restore(manifest, backup_dir / manifest.name, uri, _engine(args),
-                         args.target_database, args.drop, Lines())
+        with storage.fetch(manifest) as dump_dir:
+            result = restore(manifest, dump_dir, uri, _engine(args),
+                             args.target_database, args.drop, Lines())
     except Terminated:
         code, reason = EXIT_FAILED, "terminated (SIGTERM) during the restore; the target is " \
                                     "incomplete"

@@ -170,10 +170,16 @@ def observe(memory: BackupMemory, spec: BackupSpec, *, cronjob: str, applied: bo
     if failure:
         section["lastFailure"] = failure
 
-    # What the volume holds, as the newest report with a summary saw it.
+    # What the storage holds, as the newest report with a summary saw it (the bucket's or the
+    # volume's manifests), and whether the newest run could apply retention.
+    if "retention" in previous:
+        section["retention"] = previous["retention"]
     for job in jobs:
         pod = memory.latest_pod(job.name)
-        backups = ((pod.report if pod else None) or {}).get("backups") or {}
+        report = (pod.report if pod else None) or {}
+        if isinstance(report.get("retention"), dict):
+            section["retention"] = {**_present(report["retention"]), "job": job.name}
+        backups = report.get("backups") or {}
         if backups:
             section["dumps"] = backups.get("dumps", 0)
             if backups.get("lastVerifiedDump"):

@@ -1,20 +1,21 @@
-"""Applying retention to a backup directory.
+"""Applying retention to a storage.
 
-A dump to delete is first renamed to a hidden temporary name (one atomic step: it leaves
-listings, status and restores at once), then removed. Temporary directories of runs that died
-(a killed pod leaves one) are removed once nothing has written to them for ``STALE_AFTER``.
+A dump to delete is unpublished first (one step that takes it out of listings, status and
+restores at once: a directory renamed to a hidden name, a bucket's manifest object deleted),
+then removed. Partials of runs that died (a killed pod, an upload cut) are removed once nothing
+has written to them for ``STALE_AFTER``.
+
+Credentials that may not delete (object lock, a no-delete policy) are not a failure: the
+report says retention was not applied, and why.
 """
 
 from __future__ import annotations
 
 import datetime
-import shutil
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from smartid_operator.backup import manifest as manifests
 from smartid_operator.backup.retention import Decision, Policy, plan
+from smartid_operator.backup.storage import DeleteDenied, Storage
 
 STALE_AFTER = datetime.timedelta(hours=6)
 
@@ -25,36 +26,31 @@ class PruneReport:
     deleted: list[str]
     stale_removed: list[str]
     dry_run: bool
+    not_applied: str | None = None  # why nothing could be deleted
+
+    @property
+    def due(self) -> list[str]:
+        return [d.name for d in self.decisions if not d.keep]
 
 
-def _last_write(path: Path) -> float:
-    """The newest mtime in a tree (a long dump keeps writing one file deep inside)."""
-    newest = 0.0
-    for entry in [path, *path.rglob("*")]:
-        try:
-            newest = max(newest, entry.stat().st_mtime)
-        except FileNotFoundError:  # removed meanwhile
-            continue
-    return newest
-
-
-def prune(backup_dir: Path, policy: Policy, now: datetime.datetime,
+def prune(storage: Storage, policy: Policy, now: datetime.datetime,
           dry_run: bool = False) -> PruneReport:
-    scan = manifests.scan(backup_dir)
+    scan = storage.scan()
     decisions = plan(scan.dumps, policy, now)
     deleted: list[str] = []
     stale: list[str] = []
     if dry_run:
         return PruneReport(decisions, deleted, stale, True)
-    for decision in decisions:
-        if decision.keep:
-            continue
-        doomed = backup_dir / f"{manifests.TEMP_PREFIX}delete-{decision.name}"
-        (backup_dir / decision.name).rename(doomed)
-        shutil.rmtree(doomed)
-        deleted.append(decision.name)
-    for partial in scan.partial:
-        if time.time() - _last_write(partial) > STALE_AFTER.total_seconds():
-            shutil.rmtree(partial, ignore_errors=True)
-            stale.append(partial.name)
+    try:
+        for decision in decisions:
+            if not decision.keep:
+                storage.delete(decision.name)
+                deleted.append(decision.name)
+        for partial in scan.partial:
+            if now.timestamp() - partial.last_write > STALE_AFTER.total_seconds():
+                storage.remove_partial(partial.name)
+                stale.append(partial.name)
+    except DeleteDenied as exc:
+        return PruneReport(decisions, deleted, stale, False,
+                           f"the storage credentials may not delete: {exc}")
     return PruneReport(decisions, deleted, stale, False)

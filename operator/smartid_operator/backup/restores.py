@@ -33,6 +33,7 @@ from smartid_operator.manifests.restore import (
     RESTORE_LABEL,
     job_name,
     restore_job,
+    source_s3,
 )
 from smartid_operator.spec import DatabaseSpec, parse
 from smartid_operator.worker import COMPONENT_LABEL, Registry
@@ -75,10 +76,12 @@ def decide(body: Mapping[str, Any], database: DatabaseSpec | None, job: JobState
             return Decision(status(PENDING, "DatabaseNotFound",
                                    f"SmartIDDatabase {spec['database']} is not in this "
                                    f"namespace (yet)"), retry=True)
-        if database.backup.claim is None:
+        if database.backup.claim is None and database.backup.s3 is None and \
+                source_s3(spec) is None:
             return Decision(status(FAILED, "NoBackupStorage",
                                    f"SmartIDDatabase {spec['database']} names no "
-                                   f"spec.backup.storage.persistentVolumeClaim to restore from",
+                                   f"spec.backup.storage (persistentVolumeClaim or s3) and "
+                                   f"this restore no spec.source.s3 to restore from",
                                    completionTime=iso(now)))
         return Decision(status(RUNNING, "JobCreated", _what(spec), startTime=start),
                         create_job=True)

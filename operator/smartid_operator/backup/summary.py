@@ -64,8 +64,10 @@ def summarize(manifests: Iterable[Manifest]) -> BackupSummary:
 
 
 def termination_message(result: str, reason: str | None, dump: Manifest | None,
-                        summary: BackupSummary | None) -> str:
-    """``{"result": "Succeeded"|"Failed", "reason", "dump", "verification", "backups"}`` as
+                        summary: BackupSummary | None,
+                        retention: Mapping[str, Any] | None = None) -> str:
+    """``{"result": "Succeeded"|"Failed", "reason", "dump", "verification", "backups",
+    "retention": {"applied", "deleted", "reason"}}`` as
     compact JSON within the 4096 bytes Kubernetes keeps; per-collection counts are dropped
     first, then the reason is cut, when it would not fit."""
     def render(with_counts: bool, reason_limit: int) -> str:
@@ -78,6 +80,9 @@ def termination_message(result: str, reason: str | None, dump: Manifest | None,
                                        "reason": (dump.verification.reason or "")[:500] or None}
         if summary is not None:
             doc["backups"] = summary.to_status(with_counts=False)
+        if retention is not None:
+            doc["retention"] = {k: (v[:reason_limit] if isinstance(v, str) else v)
+                                for k, v in retention.items() if v is not None}
         return json.dumps(doc, separators=(",", ":"))
 
     for with_counts, limit in ((True, 2000), (False, 2000), (False, 500)):

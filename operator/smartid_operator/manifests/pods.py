@@ -20,7 +20,7 @@ USER = 65532  # the image's user (deploy/Dockerfile)
 class Container:
     name: str
     args: list[str]
-    claim: str
+    claim: str | None  # None: no volume (a backup Job writing to a bucket)
     mount_path: str
     read_only: bool = False
     env: Sequence[dict[str, Any]] = ()
@@ -29,6 +29,8 @@ class Container:
     memory_limit: str = "256Mi"
     # The container's JSON outcome, read by the operator from the Pod (Jobs only).
     termination_message: bool = False
+    # More (volume, volumeMount) pairs, e.g. a CA bundle.
+    volumes: Sequence[tuple[dict[str, Any], dict[str, Any]]] = ()
 
 
 def operator_pod(instance: str, spec: DatabaseSpec, image: str, c: Container,
@@ -46,8 +48,11 @@ def operator_pod(instance: str, spec: DatabaseSpec, image: str, c: Container,
         "resources": {"requests": dict(c.requests), "limits": {"memory": c.memory_limit}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "data", "mountPath": c.mount_path, "readOnly": c.read_only},
-                         {"name": "tmp", "mountPath": "/tmp"}],  # scratch, private files
+        "volumeMounts": [
+            *([{"name": "data", "mountPath": c.mount_path, "readOnly": c.read_only}]
+              if c.claim else []),
+            {"name": "tmp", "mountPath": "/tmp"},  # scratch, private files
+            *(mount for _, mount in c.volumes)],
     }
     if c.ports:
         container["ports"] = list(c.ports)
@@ -62,6 +67,8 @@ def operator_pod(instance: str, spec: DatabaseSpec, image: str, c: Container,
         "securityContext": {"runAsNonRoot": True, "runAsUser": USER, "runAsGroup": USER,
                             "fsGroup": USER, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
-        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": c.claim}},
-                    {"name": "tmp", "emptyDir": {}}],
+        "volumes": [*([{"name": "data", "persistentVolumeClaim": {"claimName": c.claim}}]
+                      if c.claim else []),
+                    {"name": "tmp", "emptyDir": {}},
+                    *(volume for volume, _ in c.volumes)],
     }

@@ -1,6 +1,7 @@
 """The Job of a SmartIDRestore: ``smartid-operator backup restore`` in the operator's image,
-the database's backup claim at /backups read-only (a restore can never touch the dumps),
-the URI from the database's Secret. Owned by the SmartIDRestore."""
+the database's backup claim at /backups read-only (a restore can never touch the dumps) or a
+bucket (``spec.source.s3``, else the database's own), the URI from the database's Secret.
+Owned by the SmartIDRestore."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from smartid_operator import GROUP, VERSION
 from smartid_operator.manifests import labels
 from smartid_operator.manifests.backup import backup_pod_spec
-from smartid_operator.spec import DatabaseSpec
+from smartid_operator.spec import DatabaseSpec, S3Spec, parse_s3
 
 COMPONENT = "restore"
 RESTORE_LABEL = "smartid.io/restore"
@@ -25,6 +26,10 @@ def restore_args(spec: Mapping[str, Any]) -> list[str]:
     args = ["backup", "restore", str(spec.get("dump") or "latest-verified"),
             f"--target-database={spec['targetDatabase']}"]
     return [*args, "--drop"] if spec.get("drop") else args
+
+
+def source_s3(spec: Mapping[str, Any]) -> S3Spec | None:
+    return parse_s3((spec.get("source") or {}).get("s3"))
 
 
 def restore_job(restore: Mapping[str, Any], database: DatabaseSpec, image: str) -> dict[str, Any]:
@@ -45,7 +50,8 @@ def restore_job(restore: Mapping[str, Any], database: DatabaseSpec, image: str) 
             "template": {
                 "metadata": {"labels": selector},
                 "spec": backup_pod_spec(restore["spec"]["database"], database, image, "restore",
-                                        restore_args(restore["spec"]), read_only=True),
+                                        restore_args(restore["spec"]), read_only=True,
+                                        s3=source_s3(restore["spec"])),
             },
         },
     }
