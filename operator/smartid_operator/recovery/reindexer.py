@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pymongo
 from pymongo.errors import PyMongoError
 
 from smartid_operator.recovery import contract, scan, spool, state
@@ -42,6 +43,7 @@ from smartid_operator.recovery.report import PassReport, Skip
 from smartid_operator.recovery.tree import Listing, Tree
 
 RECORDINGS = "recordings"
+SORT_SECONDS = 1800.0
 _EVERY_FILE = -1  # a directory's files are all candidates (never listed before)
 
 
@@ -106,7 +108,7 @@ class Reindexer:
         except OSError as exc:  # the volume itself (unmounted, read-only, full)
             report.failed_on = "storage"
             report.error = f"{type(exc).__name__}: {exc}"[:300]
-        if report.failed_on:
+        if report.failed_on and not full:  # a full pass's failure leaves nothing to estimate from
             with contextlib.suppress(OSError):
                 report.pending, report.oldest_unindexed_seconds = self.survey()
         else:
@@ -191,8 +193,7 @@ class Reindexer:
             report.listed += 1
             for skip in scan.classify(root)[1]:
                 found[skip.key] = skip
-        keys = (str(doc.get("storage_key")) for doc in db[RECORDINGS].find(
-            {}, {"storage_key": 1}).sort("storage_key", 1).batch_size(1000))
+        keys = _sorted_keys(db)
         indexed = next(keys, None)
         missing_files = 0
         for entry in self._in_order(RECORDINGS, found, report):
@@ -450,6 +451,19 @@ def _spool_started(path: Path) -> float:
             return path.stat().st_mtime
         except FileNotFoundError:
             return time.time()
+
+
+def _sorted_keys(db: Database) -> Iterator[str]:
+    """Every indexed recording's ``storage_key``, in order. MongoDB walks v3's unique index;
+    a server without one sorts first, which at a million documents takes longer than the
+    agent's socket timeout: each read may take ``SORT_SECONDS``."""
+    cursor = db[RECORDINGS].find({}, {"storage_key": 1}).sort("storage_key", 1).batch_size(1000)
+    while True:
+        with pymongo.timeout(SORT_SECONDS):
+            doc = next(cursor, None)
+        if doc is None:
+            return
+        yield str(doc.get("storage_key"))
 
 
 class _Batch:
