@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -21,6 +22,10 @@ from watchdog.observers.inotify import InotifyObserver
 from smartid_operator.recovery import contract
 
 log = logging.getLogger(__name__)
+# watchdog warns when a directory is created again at a path it watched before (a pipeline's
+# minute directory, a test's tree): it replaces the watch, which is what we want.
+warnings.filterwarnings("ignore", message="Callback with id .* already exists",
+                        category=RuntimeWarning)
 
 
 class _Flag(FileSystemEventHandler):
