@@ -291,11 +291,14 @@ def full_pass(uri: str, work: Path, count: int) -> dict[str, Any]:
     for what in ("index_all", "compare_all"):
         started = time.monotonic()
         done = subprocess.run(
+            # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child of this
+            # large process would report this process's size.
             [sys.executable, "-c",
-             "import resource, sys\n"
+             "import re, sys\n"
              "from smartid_operator.cli import main\n"
              "code = main(sys.argv[1:])\n"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+             "status = open('/proc/self/status').read()\n"
+             "print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n"
              "sys.exit(code)",
              "reindex", "--storage", str(storage), "--uri", uri, "--database", name,
              "--batch-size", "1000", "--json"],

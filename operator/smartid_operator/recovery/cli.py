@@ -52,10 +52,10 @@ def _storage(parser: argparse.ArgumentParser) -> None:
                         default=_env_int("SMARTID_RECOVERY_BATCH_SIZE", 500),
                         help="documents per bulk insert (default $SMARTID_RECOVERY_BATCH_SIZE "
                              "or 500)")
-    parser.add_argument("--grace-seconds", type=float, default=120.0,
-                        help="how much older than a directory's previous listing a file's "
-                             "ctime may be and still be looked at (clock skew between the "
-                             "volume's server and this host; default %(default)s)")
+    parser.add_argument("--grace-seconds", type=float, default=2.0,
+                        help="how much older than a directory's mtime at its previous listing "
+                             "a file's ctime may be and still be looked at (the volume's "
+                             "timestamp granularity; default %(default)s)")
 
 
 def add_parser(sub: Any) -> None:

@@ -44,12 +44,13 @@ from smartid_operator.recovery.tree import Listing, Tree
 
 RECORDINGS = "recordings"
 SORT_SECONDS = 1800.0
+CONFIRMED_NS = 60 * 10**9  # how long a recording seen indexed is not tried again
 _EVERY_FILE = -1  # a directory's files are all candidates (never listed before)
 
 
 class Reindexer:
     def __init__(self, storage: str | Path, *, batch_size: int = 500,
-                 grace_seconds: float = 120.0, orphan_grace_seconds: float = 10.0,
+                 grace_seconds: float = 2.0, orphan_grace_seconds: float = 10.0,
                  settle_seconds: float = 2.0,
                  progress: Callable[[PassReport], None] | None = None) -> None:
         if batch_size < 1:
@@ -82,7 +83,8 @@ class Reindexer:
         if baseline:  # what was there before the first walk is the startup full pass's
             return len(walk.listings)
         for listing in walk.listings:
-            since = _EVERY_FILE if listing.previous_ns is None else listing.previous_ns
+            since = _EVERY_FILE if listing.previous_mtime_ns is None \
+                else listing.previous_mtime_ns
             earlier = self._dirty.get(listing.rel)
             if earlier is not None:
                 since = min(since, earlier[1])
@@ -165,7 +167,7 @@ class Reindexer:
         self._summarise(report, found, tracked, resolved)
         state.advance_checkpoint(db, now, full, contract.utcnow())
         report.watermark = now
-        oldest = time.time_ns() - 2 * self.grace_ns
+        oldest = time.time_ns() - max(2 * self.grace_ns, CONFIRMED_NS)
         self._confirmed = {k: t for k, t in self._confirmed.items() if t >= oldest}
 
     # -- recordings ----------------------------------------------------------------------------
@@ -173,7 +175,8 @@ class Reindexer:
     def _changes(self, listing: Listing, since: int, report: PassReport,
                  found: dict[str, Skip], examined: set[tuple[str, str]], batch: _Batch,
                  now: datetime.datetime) -> None:
-        """The recordings of a changed directory whose files changed since ``since``."""
+        """The recordings of a changed directory whose files changed since ``since`` (its mtime
+        when last listed, the volume's clock)."""
         threshold = since - self.grace_ns if since != _EVERY_FILE else _EVERY_FILE
         fresh = {f.name for f in listing.files if f.ctime_ns >= threshold}
         entries, skips = scan.classify(listing)

@@ -8,7 +8,8 @@ and lists only those whose mtime moved: its cost is one ``stat`` per directory, 
 of each directory that changed. Directories are remembered (mtime, subdirectories), not files:
 memory follows the number of directories. Within a listed directory, the files that can be new
 are those whose ``ctime`` (moved by a write and by a rename) is not older than the directory's
-previous listing, less a grace for clock skew between the volume's server and this host.
+mtime at its previous listing, less a grace for coarse timestamps: both are the volume's own
+clock, so a skew between the volume's server and this host does not matter.
 
 Timestamps are coarse (a kernel tick, or a second on some servers): a directory changed in the
 same tick as the listing that saw it would keep its mtime, so a directory is listed again while
@@ -45,6 +46,7 @@ class Listing:
     files: tuple[File, ...]
     subdirs: tuple[str, ...]  # the ones walked
     previous_ns: int | None  # when it was listed before (this process), None if never
+    previous_mtime_ns: int | None  # its mtime then (the volume's clock, like a file's ctime)
     unwalked: tuple[str, ...] = ()  # the root's directories that are not input's
 
     def path(self, name: str) -> str:
@@ -159,6 +161,7 @@ class Tree:
                 self._forget(_join(rel, gone))
         listing = Listing(rel, tuple(files), tuple(subdirs),
                           known.listed_ns if known is not None else None,
+                          known.mtime_ns if known is not None else None,
                           tuple(sorted(unwalked)))
         if remember:
             self._dirs[rel] = _Dir(mtime_ns, listing.subdirs, listed_ns, _digest(listing))
