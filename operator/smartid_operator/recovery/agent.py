@@ -50,7 +50,7 @@ class AgentConfig:
     survey_interval: float = 2.0
     walk_share: float = 0.05  # of a core, at most, for walking the tree
     inotify: bool = True
-    grace_seconds: float = 2.0
+    grace_seconds: float = 0.0
     timeout: float = 2.0
 
 

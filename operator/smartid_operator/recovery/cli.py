@@ -52,10 +52,11 @@ def _storage(parser: argparse.ArgumentParser) -> None:
                         default=_env_int("SMARTID_RECOVERY_BATCH_SIZE", 500),
                         help="documents per bulk insert (default $SMARTID_RECOVERY_BATCH_SIZE "
                              "or 500)")
-    parser.add_argument("--grace-seconds", type=float, default=2.0,
+    parser.add_argument("--grace-seconds", type=float, default=0.0,
                         help="how much older than a directory's mtime at its previous listing "
-                             "a file's ctime may be and still be looked at (the volume's "
-                             "timestamp granularity; default %(default)s)")
+                             "a file's ctime may be and still be looked at: 0 where a rename "
+                             "moves the file's ctime, as on Linux's filesystems (default "
+                             "%(default)s)")
 
 
 def add_parser(sub: Any) -> None:

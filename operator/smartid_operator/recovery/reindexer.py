@@ -50,7 +50,7 @@ _EVERY_FILE = -1  # a directory's files are all candidates (never listed before)
 
 class Reindexer:
     def __init__(self, storage: str | Path, *, batch_size: int = 500,
-                 grace_seconds: float = 2.0, orphan_grace_seconds: float = 10.0,
+                 grace_seconds: float = 0.0, orphan_grace_seconds: float = 10.0,
                  settle_seconds: float = 2.0,
                  progress: Callable[[PassReport], None] | None = None) -> None:
         if batch_size < 1:

@@ -8,8 +8,9 @@ and lists only those whose mtime moved: its cost is one ``stat`` per directory, 
 of each directory that changed. Directories are remembered (mtime, subdirectories), not files:
 memory follows the number of directories. Within a listed directory, the files that can be new
 are those whose ``ctime`` (moved by a write and by a rename) is not older than the directory's
-mtime at its previous listing, less a grace for coarse timestamps: both are the volume's own
-clock, so a skew between the volume's server and this host does not matter.
+mtime at its previous listing: both are the volume's own clock, so a skew between the volume's
+server and this host does not matter, and "not older" keeps a file of the same tick however
+coarse the timestamps.
 
 Timestamps are coarse (a kernel tick, or a second on some servers): a directory changed in the
 same tick as the listing that saw it would keep its mtime, so a directory is listed again while
