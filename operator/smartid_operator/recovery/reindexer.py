@@ -63,7 +63,7 @@ class Reindexer:
         self.tree = Tree(self.storage, top=scan.WALKED, settle_seconds=settle_seconds)
         # Directories that changed since the last pass processed them: their latest listing
         # and the oldest time their files must be looked at from (ns).
-        self._dirty: dict[str, tuple[Listing, int]] = {}
+        self._dirty: dict[str, tuple[Listing, int, frozenset[tuple[str, int]]]] = {}
         self.covered_since: datetime.datetime | None = None
         self.full_pass_at: datetime.datetime | None = None
         self.walk_directories = 0
@@ -85,10 +85,11 @@ class Reindexer:
         for listing in walk.listings:
             since = _EVERY_FILE if listing.previous_mtime_ns is None \
                 else listing.previous_mtime_ns
+            seen = listing.previous_tick
             earlier = self._dirty.get(listing.rel)
-            if earlier is not None:
-                since = min(since, earlier[1])
-            self._dirty[listing.rel] = (listing, since)
+            if earlier is not None and earlier[1] <= since:  # the older look decides
+                since, seen = earlier[1], earlier[2]
+            self._dirty[listing.rel] = (listing, since, seen)
         return len(walk.listings)
 
     @property
@@ -130,13 +131,13 @@ class Reindexer:
         try:
             self._work(db, report, full, dirty)
         except BaseException:  # nothing is lost: the next pass looks at these again
-            for rel, (listing, since) in dirty.items():
+            for rel, (listing, since, seen) in dirty.items():
                 newer = self._dirty.get(rel)
-                self._dirty[rel] = (newer[0], min(since, newer[1])) if newer else (listing, since)
+                self._dirty[rel] = (newer[0], since, seen) if newer else (listing, since, seen)
             raise
 
     def _work(self, db: Database, report: PassReport, full: bool,
-              dirty: dict[str, tuple[Listing, int]]) -> None:
+              dirty: dict[str, tuple[Listing, int, frozenset[tuple[str, int]]]]) -> None:
         now = report.started_at
         tracked = {doc["_id"]: doc for doc in state.read_skipped(db)}
         found: dict[str, Skip] = {}
@@ -145,8 +146,8 @@ class Reindexer:
         if full:
             self._full(db, report, found, batch, now)
         else:
-            for listing, since in dirty.values():
-                self._changes(listing, since, report, found, examined, batch, now)
+            for listing, since, seen in dirty.values():
+                self._changes(listing, since, seen, report, found, examined, batch, now)
             report.directories = self.walk_directories
             report.listed = len(dirty)
             self._tracked(tracked, report, found, examined, batch, now)
@@ -172,13 +173,13 @@ class Reindexer:
 
     # -- recordings ----------------------------------------------------------------------------
 
-    def _changes(self, listing: Listing, since: int, report: PassReport,
+    def _changes(self, listing: Listing, since: int, seen: frozenset[tuple[str, int]],
+                 report: PassReport,
                  found: dict[str, Skip], examined: set[tuple[str, str]], batch: _Batch,
                  now: datetime.datetime) -> None:
         """The recordings of a changed directory whose files changed since ``since`` (its mtime
         when last listed, the volume's clock)."""
-        threshold = since - self.grace_ns if since != _EVERY_FILE else _EVERY_FILE
-        fresh = {f.name for f in listing.files if f.ctime_ns >= threshold}
+        fresh = self._fresh(listing, since, seen)
         entries, skips = scan.classify(listing)
         for skip in skips:
             if skip.path.rsplit("/", 1)[-1] in fresh or not listing.rel:
@@ -187,6 +188,16 @@ class Reindexer:
             if entry.names & fresh and entry.key not in self._confirmed:
                 examined.add(entry.key)
                 self._examine(entry, None, report, found, batch, now)
+
+    def _fresh(self, listing: Listing, since: int,
+               seen: frozenset[tuple[str, int]]) -> set[str]:
+        """The files that may be new: not older than the directory's mtime when last listed
+        (the volume's clock), less those that listing already had."""
+        if since == _EVERY_FILE:
+            return {f.name for f in listing.files}
+        threshold = since - self.grace_ns
+        return {f.name for f in listing.files
+                if f.ctime_ns >= threshold and (f.name, f.ctime_ns) not in seen}
 
     def _full(self, db: Database, report: PassReport, found: dict[str, Skip], batch: _Batch,
               now: datetime.datetime) -> None:
@@ -406,13 +417,12 @@ class Reindexer:
             if lines:
                 pending += lines
                 ages.append(now - _spool_started(path))
-        for listing, since in self._dirty.values():
-            threshold = since - self.grace_ns if since != _EVERY_FILE else _EVERY_FILE
+        for listing, since, seen in self._dirty.values():
+            fresh = self._fresh(listing, since, seen)
             ctimes = {f.name: f.ctime_ns for f in listing.files}
             for entry in scan.classify(listing)[0]:
                 sidecar = entry.stem + contract.SIDECAR_SUFFIX
-                if entry.has_sidecar and ctimes[sidecar] >= threshold \
-                        and entry.key not in self._confirmed:
+                if entry.has_sidecar and sidecar in fresh and entry.key not in self._confirmed:
                     pending += 1
                     ages.append(now - ctimes[sidecar] / 1e9)
         return pending, (max(ages) if ages else None)

@@ -48,6 +48,7 @@ class Listing:
     subdirs: tuple[str, ...]  # the ones walked
     previous_ns: int | None  # when it was listed before (this process), None if never
     previous_mtime_ns: int | None  # its mtime then (the volume's clock, like a file's ctime)
+    previous_tick: frozenset[tuple[str, int]]  # the files it then had of that very tick
     unwalked: tuple[str, ...] = ()  # the root's directories that are not input's
 
     def path(self, name: str) -> str:
@@ -60,6 +61,7 @@ class _Dir:
     subdirs: tuple[str, ...]
     listed_ns: int
     digest: int  # of the files' names and ctimes: a settling re-listing that saw nothing new
+    tick: frozenset[tuple[str, int]]  # (name, ctime) of its files as new as its mtime
 
 
 @dataclass
@@ -163,9 +165,13 @@ class Tree:
         listing = Listing(rel, tuple(files), tuple(subdirs),
                           known.listed_ns if known is not None else None,
                           known.mtime_ns if known is not None else None,
+                          known.tick if known is not None else frozenset(),
                           tuple(sorted(unwalked)))
         if remember:
-            self._dirs[rel] = _Dir(mtime_ns, listing.subdirs, listed_ns, _digest(listing))
+            # The files of the mtime's own tick: "not older than the mtime" would take them
+            # for new at the next listing; remembering them (a few) keeps them out.
+            tick = frozenset((f.name, f.ctime_ns) for f in files if f.ctime_ns >= mtime_ns)
+            self._dirs[rel] = _Dir(mtime_ns, listing.subdirs, listed_ns, _digest(listing), tick)
         return listing
 
     def _forget(self, rel: str) -> None:
