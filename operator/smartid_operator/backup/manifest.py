@@ -204,19 +204,3 @@ def scan(backup_dir: Path) -> Scan:
                 broken.append((entry.name, str(exc)))
     dumps.sort(key=lambda m: (m.started_at, m.name))
     return Scan(dumps, broken, partial)
-
-
-def find(backup_dir: Path, name: str) -> Manifest:
-    """A dump by name, or ``latest`` / ``latest-verified``."""
-    dumps = scan(backup_dir).dumps
-    if name == "latest" and dumps:
-        return dumps[-1]
-    if name == "latest-verified":
-        verified = [m for m in dumps if m.verified]
-        if verified:
-            return verified[-1]
-    for manifest in dumps:
-        if manifest.name == name:
-            return manifest
-    raise ManifestError(f"no dump named {name!r} in {backup_dir} "
-                        f"({len(dumps)} dump(s): {', '.join(m.name for m in dumps) or 'none'})")
