@@ -36,8 +36,13 @@ from tests.cluster.helpers import (
 CLAIM = "recordings"
 
 
-def recordings_claim(core: client.CoreV1Api, namespace: str) -> None:
+def ready_with_recovery(core: client.CoreV1Api, custom: client.CustomObjectsApi,
+                        namespace: str, **recovery: Any) -> dict[str, Any]:
+    """The recordings claim and a database with recovery on it, once Ready."""
     create_claim(core, namespace, CLAIM)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
+        recovery={"enabled": True, "storage": {"persistentVolumeClaim": CLAIM}, **recovery}))
+    return wait_phase(custom, namespace, "Ready", timeout=90)
 
 
 def drop_by_hand(root: Any, recording_id: str) -> None:
@@ -60,11 +65,7 @@ def test_writes_during_an_outage_are_indexed_exactly_once_without_a_manual_step(
         core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
         mongo: str) -> None:
     apps = client.AppsV1Api(api_client)
-    recordings_claim(core, namespace)
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
-        recovery={"enabled": True, "storage": {"persistentVolumeClaim": CLAIM},
-                  "batchSize": 200}))
-    obj = wait_phase(custom, namespace, "Ready", timeout=90)
+    obj = ready_with_recovery(core, custom, namespace, batchSize=200)
     assert condition(obj, "Recovered")["status"] == "True", obj["status"]
     agent = apps.read_namespaced_deployment("smartid-recovery", namespace)
     assert agent.metadata.owner_references[0].uid == obj["metadata"]["uid"]
@@ -138,10 +139,7 @@ def test_switching_recovery_off_removes_the_agent_and_its_condition(
         operator: Operator, core: client.CoreV1Api, api_client: client.ApiClient,
         custom: client.CustomObjectsApi, namespace: str, mongo: str) -> None:
     apps = client.AppsV1Api(api_client)
-    recordings_claim(core, namespace)
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
-        recovery={"enabled": True, "storage": {"persistentVolumeClaim": CLAIM}}))
-    wait_phase(custom, namespace, "Ready", timeout=90)
+    ready_with_recovery(core, custom, namespace)
     apps.read_namespaced_deployment("smartid-recovery", namespace)
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid",
                                           {"spec": {"recovery": {"enabled": False}}})
@@ -200,10 +198,7 @@ def test_the_seeds_pz_13687_test_passes_as_written(
     /data/recordings/<id>.dat and its metadata, scale to 1, wait 15 s, confirm Mongo, then
     poll the count every 5 s for at most 60 s."""
     apps = client.AppsV1Api(api_client)
-    recordings_claim(core, namespace)
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
-        recovery={"enabled": True, "storage": {"persistentVolumeClaim": CLAIM}}))
-    wait_phase(custom, namespace, "Ready", timeout=90)
+    ready_with_recovery(core, custom, namespace)
     data = testbed.claim_path(namespace, CLAIM)  # the seed's /data
     with pymongo.MongoClient(mongo) as mc:
         initial_count = mc.smartid.recordings.count_documents({})
@@ -236,10 +231,7 @@ def test_writes_anywhere_are_indexed_and_recovered_claims_only_what_was_checked(
         core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
         mongo: str) -> None:
     apps = client.AppsV1Api(api_client)
-    recordings_claim(core, namespace)
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
-        recovery={"enabled": True, "storage": {"persistentVolumeClaim": CLAIM}}))
-    ready = wait_phase(custom, namespace, "Ready", timeout=90)
+    ready = ready_with_recovery(core, custom, namespace)
     assert "compared every recording on storage" in condition(ready, "Recovered")["message"]
     root = testbed.claim_path(namespace, CLAIM)
     hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
