@@ -1,4 +1,4 @@
-"""Benchmark: outage tests of the short, medium and long scenarios (chaos/*.yaml) through the
+"""Benchmark: outage tests of the short, medium and long scenarios through the
 operator on the local control plane: the samples as `make demo` applies them, each scenario
 run by the same runner as `smartid-operator chaos run`. Prints JSON: per scenario, recovery
 seconds (Mongo answering again to every written id indexed, as the operator measured it), the
@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smartid_operator.chaos import runner
-from smartid_operator.chaos.scenario import load
+from smartid_operator.chaos.engine import runner
+from smartid_operator.chaos.engine.scenario import load
 from smartid_operator.kube import Kube
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import REPO, apply_samples, install_operator
+from smartid_testbed.install import apply_samples, install_operator
 from smartid_testbed.testbed import TestBed
 
 NS = "smartid"
@@ -50,7 +50,7 @@ def main() -> int:
                  timeout=120, what="the sample database Ready")
         out = Path(tempfile.mkdtemp(prefix="bench-chaos-"))
         for name in args.scenarios:
-            declared = load(name, REPO / "chaos")
+            declared = load(name)
             scenario = declared if args.full else dataclasses.replace(
                 declared, outage_seconds=min(declared.outage_seconds, args.outage_seconds),
                 cycles=1)

@@ -42,11 +42,12 @@ from typing import Any
 
 import pymongo
 
-from smartid_operator.migrations import Engine
-from smartid_operator.recovery import Reindexer, Segment, contract
-from smartid_operator.recovery.agent import Agent, AgentConfig
-from smartid_operator.recovery.spool import read_lines
-from smartid_operator.recovery.writer import RecordingWriter
+from smartid_operator.recovery import Reindexer, Segment
+from smartid_operator.recovery.engine import contract
+from smartid_operator.recovery.engine.agent import Agent, AgentConfig
+from smartid_operator.recovery.engine.spool import read_lines
+from smartid_operator.recovery.engine.writer import RecordingWriter
+from smartid_operator.schema.engine import Engine
 from smartid_testbed.binaries import FERRETDB_VERSION
 from smartid_testbed.mongo_server import MongoServer, answers_ping
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pymongo
 
-from smartid_operator.migrations import Engine
+from smartid_operator.schema.engine import Engine
 from smartid_testbed.binaries import FERRETDB_VERSION
 from smartid_testbed.mongo_server import MongoServer
 

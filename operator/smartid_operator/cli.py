@@ -10,9 +10,9 @@ import sys
 from smartid_operator import __version__
 from smartid_operator.backup import cli as backup_cli
 from smartid_operator.chaos import cli as chaos_cli
-from smartid_operator.migrations import cli as migrate_cli
 from smartid_operator.options import OPTIONS
 from smartid_operator.recovery import cli as recovery_cli
+from smartid_operator.schema import cli as migrate_cli
 
 
 def _run(args: argparse.Namespace) -> int:

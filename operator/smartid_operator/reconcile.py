@@ -19,15 +19,15 @@ from typing import Any, TypeVar
 from smartid_operator import clock, mongo
 from smartid_operator import status as cond
 from smartid_operator.backup import observe as backup
+from smartid_operator.backup.children import backup_cronjob, cronjob_name
 from smartid_operator.backup.jobs import BackupMemory
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.kube import Kube, Manifest
-from smartid_operator.manifests.backup import backup_cronjob, cronjob_name
-from smartid_operator.manifests.recovery import agent_name, recovery_agent, with_settings_hash
 from smartid_operator.manifests.settings import settings_config_map
 from smartid_operator.recovery import observe as recovery
-from smartid_operator.recovery import state as recovery_state
-from smartid_operator.schema import converge_schema
+from smartid_operator.recovery.children import agent_name, recovery_agent, with_settings_hash
+from smartid_operator.recovery.engine import state as recovery_state
+from smartid_operator.schema.observe import converge_schema
 from smartid_operator.spec import DatabaseSpec, parse
 from smartid_operator.status import Observation, Transition
 

@@ -21,7 +21,7 @@ from smartid_testbed.install import REPO, apply_samples, install_operator
 from smartid_testbed.testbed import TestBed
 
 NS = "smartid"
-SCENARIO = REPO / "chaos" / "demo.yaml"
+SCENARIO = REPO / "operator" / "smartid_operator" / "chaos" / "scenarios" / "demo.yaml"
 REPORTS = REPO / "reports" / "chaos"
 
 

@@ -25,18 +25,18 @@ import pymongo.database
 import pytest
 from bson.son import SON
 
-from smartid_operator.backup import engines, layout
-from smartid_operator.backup import manifest as manifests
-from smartid_operator.backup.builtin_engine import BuiltinEngine
-from smartid_operator.backup.client import BackupError
-from smartid_operator.backup.manifest import FAILED, PASSED
-from smartid_operator.backup.progress import Quiet
-from smartid_operator.backup.prune import prune
-from smartid_operator.backup.retention import Policy
-from smartid_operator.backup.run import RunSettings, dump, run
-from smartid_operator.backup.storage import LocalStorage
-from smartid_operator.backup.tools_engine import ToolsEngine
-from smartid_operator.backup.verify import IN_USE, MARKER, collection_digest, verify
+from smartid_operator.backup.engine import engines, layout
+from smartid_operator.backup.engine import manifest as manifests
+from smartid_operator.backup.engine.builtin_engine import BuiltinEngine
+from smartid_operator.backup.engine.client import BackupError
+from smartid_operator.backup.engine.manifest import FAILED, PASSED
+from smartid_operator.backup.engine.progress import Quiet
+from smartid_operator.backup.engine.prune import prune
+from smartid_operator.backup.engine.retention import Policy
+from smartid_operator.backup.engine.run import RunSettings, dump, run
+from smartid_operator.backup.engine.storage import LocalStorage
+from smartid_operator.backup.engine.tools_engine import ToolsEngine
+from smartid_operator.backup.engine.verify import IN_USE, MARKER, collection_digest, verify
 from smartid_testbed.mongo_server import MongoServer
 
 Database = pymongo.database.Database[dict[str, Any]]
@@ -426,8 +426,8 @@ with open(os.environ["FAKE_TOOLS_LOG"], "a") as log:
                           "mode": oct(os.stat(opts["config"]).st_mode & 0o777)}}) + "\\n")
 if os.environ.get("FAKE_TOOLS_FAIL"):
     sys.exit(7)
-from smartid_operator.backup.builtin_engine import BuiltinEngine
-from smartid_operator.backup.progress import Quiet
+from smartid_operator.backup.engine.builtin_engine import BuiltinEngine
+from smartid_operator.backup.engine.progress import Quiet
 if "{tool}" == "mongodump":
     BuiltinEngine().dump(uri, opts["db"], Path(opts["out"]), "--gzip" in args, Quiet())
 else:

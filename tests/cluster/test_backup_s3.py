@@ -18,14 +18,14 @@ import pymongo
 import pytest
 from kubernetes import client, config
 
-from smartid_operator.backup.builtin_engine import BuiltinEngine
-from smartid_operator.backup.progress import Quiet
-from smartid_operator.backup.prune import STALE_AFTER, prune
-from smartid_operator.backup.retention import Policy
-from smartid_operator.backup.run import RunSettings, dump
-from smartid_operator.backup.s3 import S3Config, S3Storage
-from smartid_operator.backup.storage import Scan, StorageError
-from smartid_operator.backup.verify import collection_digest
+from smartid_operator.backup.engine.builtin_engine import BuiltinEngine
+from smartid_operator.backup.engine.progress import Quiet
+from smartid_operator.backup.engine.prune import STALE_AFTER, prune
+from smartid_operator.backup.engine.retention import Policy
+from smartid_operator.backup.engine.run import RunSettings, dump
+from smartid_operator.backup.engine.s3 import S3Config, S3Storage
+from smartid_operator.backup.engine.storage import Scan, StorageError
+from smartid_operator.backup.engine.verify import collection_digest
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.install import apply, install_operator, mongo_statefulset, render
 from smartid_testbed.kubelet import MONGO_PORT

@@ -23,7 +23,7 @@ import pymongo
 import pytest
 from kubernetes import client
 
-from smartid_operator.chaos.model import recording_ids, segment_ids
+from smartid_operator.chaos.engine.model import recording_ids, segment_ids
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.testbed import TestBed
 from tests.cluster.conftest import Operator

@@ -19,17 +19,17 @@ import pytest
 from pymongo.database import Database
 
 from smartid_operator import mongo as mongo_io
-from smartid_operator.migrations import (
+from smartid_operator.schema.engine import (
     ChecksumDrift,
     Engine,
     LockBusy,
     MigrationConflict,
     UnknownVersion,
 )
-from smartid_operator.migrations.catalog import MIGRATIONS
-from smartid_operator.migrations.engine import HISTORY, LOCK_ID, LOCKS
-from smartid_operator.migrations.model import Migration
-from smartid_operator.migrations.steps import StepPlan, StepResult, normalize_keys
+from smartid_operator.schema.engine.catalog import MIGRATIONS
+from smartid_operator.schema.engine.migrate import HISTORY, LOCK_ID, LOCKS
+from smartid_operator.schema.engine.model import Migration
+from smartid_operator.schema.engine.steps import StepPlan, StepResult, normalize_keys
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.mongo_server import MongoServer
 from smartid_testbed.processes import free_port

@@ -13,8 +13,8 @@ from typing import Any
 import pymongo
 from kubernetes import client
 
-from smartid_operator.recovery.contract import Segment
-from smartid_operator.recovery.writer import RecordingWriter
+from smartid_operator.recovery.engine.contract import Segment
+from smartid_operator.recovery.engine.writer import RecordingWriter
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.testbed import TestBed
 from tests.cluster.conftest import Operator

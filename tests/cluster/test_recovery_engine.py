@@ -27,12 +27,13 @@ from prometheus_client import REGISTRY
 from pymongo.database import Database
 
 from smartid_operator.cli import main as cli_main
-from smartid_operator.migrations import Engine
-from smartid_operator.recovery import Reindexer, Segment, contract, state
-from smartid_operator.recovery import reindexer as reindexer_module
-from smartid_operator.recovery.agent import Agent, AgentConfig
-from smartid_operator.recovery.report import PassReport
-from smartid_operator.recovery.writer import RecordingWriter
+from smartid_operator.recovery import Reindexer, Segment
+from smartid_operator.recovery.engine import contract, state
+from smartid_operator.recovery.engine import reindexer as reindexer_module
+from smartid_operator.recovery.engine.agent import Agent, AgentConfig
+from smartid_operator.recovery.engine.report import PassReport
+from smartid_operator.recovery.engine.writer import RecordingWriter
+from smartid_operator.schema.engine import Engine
 from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.mongo_server import MongoServer

@@ -11,7 +11,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from smartid_operator.chaos import ANNOTATION
-from smartid_operator.chaos.model import TERMINAL
+from smartid_operator.chaos.engine.model import TERMINAL
 from tests.kind.conftest import NAMESPACE, Kubectl
 
 GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from smartid_operator.chaos import runner
-from smartid_operator.chaos.model import REACHABLE_WAIT
-from smartid_operator.chaos.scenario import load
+from smartid_operator.chaos.engine import runner
+from smartid_operator.chaos.engine.model import REACHABLE_WAIT
+from smartid_operator.chaos.engine.scenario import load
 from tests.kind.conftest import NAMESPACE, Kubectl
 from tests.kind.helpers import run_chaos_or_abort, wait_status
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SMARTID_CHAOS_ARTIFACTS", REPO / "reports" / "chaos"))
-SHORT = load("short", REPO / "chaos")
+SHORT = load("short")
 # The recovery agent's first pass; then the runner, given more than it allows itself (each
 # cycle's bound, and a minute to start, create the runs and download reports), so its own
 # timeout and abort act first; past ours the test aborts the run and waits for Mongo's

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from smartid_operator import mongo
-from smartid_operator.chaos import executor
-from smartid_operator.chaos.probe import Found
+from smartid_operator.chaos.engine import executor
+from smartid_operator.chaos.engine.probe import Found
 
 DB = {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDDatabase",
       "metadata": {"name": "db", "namespace": "ns", "uid": "db-uid"},

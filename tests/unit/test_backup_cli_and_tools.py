@@ -13,9 +13,9 @@ import yaml
 from pymongo import uri_parser
 
 from smartid_operator import cli
-from smartid_operator.backup import engines, tools_engine
-from smartid_operator.backup.builtin_engine import BuiltinEngine
-from smartid_operator.backup.client import BackupError
+from smartid_operator.backup.engine import engines, tools_engine
+from smartid_operator.backup.engine.builtin_engine import BuiltinEngine
+from smartid_operator.backup.engine.client import BackupError
 
 SECRET_URI = "mongodb://backup:s3cr%40t@db-0.mongo:27017,db-1.mongo/smartid?replicaSet=rs0"
 

@@ -13,8 +13,8 @@ import bson
 import pytest
 from bson.son import SON
 
-from smartid_operator.backup import layout
-from smartid_operator.backup.layout import DumpFormatError
+from smartid_operator.backup.engine import layout
+from smartid_operator.backup.engine.layout import DumpFormatError
 
 # mongorestore's own test data (testdata/longcollectionname) holds this collection, dumped by
 # mongodump under the truncated file name below.

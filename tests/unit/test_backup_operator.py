@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from smartid_operator.backup import observe
+from smartid_operator.backup.children import backup_cronjob
 from smartid_operator.backup.jobs import BackupMemory, JobMemory
-from smartid_operator.manifests.backup import backup_cronjob
 from smartid_operator.reconcile import desired_children
 from smartid_operator.spec import BackupSpec, parse
 from tests.unit.test_worker import FakeKube, _db, _registry, _settle

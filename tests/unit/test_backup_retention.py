@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from smartid_operator.backup.manifest import (
+from smartid_operator.backup.engine.manifest import (
     FAILED,
     PASSED,
     CollectionEntry,
@@ -16,8 +16,8 @@ from smartid_operator.backup.manifest import (
     Manifest,
     Verification,
 )
-from smartid_operator.backup.retention import Policy, plan
-from smartid_operator.backup.summary import (
+from smartid_operator.backup.engine.retention import Policy, plan
+from smartid_operator.backup.engine.summary import (
     TERMINATION_LIMIT,
     parse_termination_message,
     summarize,

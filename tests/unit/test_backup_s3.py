@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from smartid_operator.backup import observe
+from smartid_operator.backup.children import backup_cronjob
+from smartid_operator.backup.engine.manifest import Manifest
+from smartid_operator.backup.engine.prune import prune
+from smartid_operator.backup.engine.retention import Policy
+from smartid_operator.backup.engine.s3 import S3Config, config_from_env, parse_url
+from smartid_operator.backup.engine.storage import DeleteDenied, Partial, Scan, StorageError
+from smartid_operator.backup.engine.summary import termination_message
 from smartid_operator.backup.jobs import BackupMemory
-from smartid_operator.backup.manifest import Manifest
-from smartid_operator.backup.prune import prune
-from smartid_operator.backup.retention import Policy
-from smartid_operator.backup.s3 import S3Config, config_from_env, parse_url
-from smartid_operator.backup.storage import DeleteDenied, Partial, Scan, StorageError
-from smartid_operator.backup.summary import termination_message
-from smartid_operator.manifests.backup import backup_cronjob
 from smartid_operator.manifests.restore import restore_job
 from smartid_operator.spec import parse
 from tests.unit.test_backup_operator import at, job, pod, view

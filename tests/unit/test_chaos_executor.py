@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from smartid_operator import mongo
-from smartid_operator.chaos import ANNOTATION, executor
-from smartid_operator.chaos.env import Env
-from smartid_operator.chaos.executor import Execution
-from smartid_operator.chaos.probe import RECORDINGS
-from smartid_operator.chaos.recover import recover
+from smartid_operator.chaos import ANNOTATION
+from smartid_operator.chaos.engine import executor
+from smartid_operator.chaos.engine.env import Env
+from smartid_operator.chaos.engine.executor import Execution
+from smartid_operator.chaos.engine.probe import RECORDINGS
+from smartid_operator.chaos.engine.recover import recover
 from smartid_operator.errors import KubeError
 from tests.unit.chaos_fakes import (
     FakeKube,

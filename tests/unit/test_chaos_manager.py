@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from smartid_operator import mongo
-from smartid_operator.chaos import ANNOTATION, executor, manager
+from smartid_operator.chaos import ANNOTATION, manager
+from smartid_operator.chaos.engine import executor
 from smartid_operator.chaos.manager import Manager
 from smartid_operator.chaos.schedule import KEEP_SCHEDULED, SCHEDULED_LABEL
 from smartid_operator.errors import KubeError

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from smartid_operator.chaos import manifests, report, runner, schedule
-from smartid_operator.chaos.model import (
+from smartid_operator.chaos import children as manifests
+from smartid_operator.chaos import schedule
+from smartid_operator.chaos.engine import report, runner
+from smartid_operator.chaos.engine.model import (
     Settings,
     Tally,
     Timings,
@@ -23,9 +25,9 @@ from smartid_operator.chaos.model import (
     result_status,
     segment_ids,
 )
-from smartid_operator.chaos.scenario import Scenario, ScenarioError, load, parse
-from smartid_operator.chaos.timeline import Timeline, availability, cumulative, render
-from smartid_operator.recovery import contract
+from smartid_operator.chaos.engine.scenario import SCENARIOS, Scenario, ScenarioError, load, parse
+from smartid_operator.chaos.engine.timeline import Timeline, availability, cumulative, render
+from smartid_operator.recovery.engine import contract
 from smartid_operator.spec import ChaosSpec
 from smartid_operator.spec import parse as parse_spec
 
@@ -240,14 +242,14 @@ def test_the_report_config_map_carries_the_picture_as_binary_data() -> None:
 # -- scenarios --------------------------------------------------------------------------------
 
 def test_the_shipped_scenarios_parse_and_cover_the_seed_table() -> None:
-    shipped = {p.stem: load(str(p)) for p in sorted((REPO / "chaos").glob("*.yaml"))}
+    shipped = {p.stem: load(str(p)) for p in sorted(SCENARIOS.glob("*.yaml"))}
     assert {"short", "medium", "long", "cycles"} <= set(shipped)
     assert shipped["short"].outage_seconds < 60 and 1 <= shipped["short"].recordings <= 5
     assert 60 <= shipped["medium"].outage_seconds <= 600
     assert 5 <= shipped["medium"].recordings <= 50
     assert shipped["long"].outage_seconds >= 600 and shipped["long"].recordings >= 50
     assert shipped["cycles"].cycles > 1
-    assert load("short", REPO / "chaos") == shipped["short"]
+    assert load("short") == shipped["short"]
 
 
 @pytest.mark.parametrize(("doc", "message"), [

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from smartid_operator.migrations.catalog import MIGRATIONS
-from smartid_operator.migrations.model import Migration
-from smartid_operator.migrations.steps import (
+from smartid_operator.schema.engine.catalog import MIGRATIONS
+from smartid_operator.schema.engine.model import Migration
+from smartid_operator.schema.engine.steps import (
     CreateIndex,
     StepConflict,
     normalize_keys,

@@ -12,11 +12,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from smartid_operator.cli import main as cli_main
-from smartid_operator.recovery import Segment, contract
-from smartid_operator.recovery.agent import Agent, AgentConfig
-from smartid_operator.recovery.metrics import serve
-from smartid_operator.recovery.report import PassReport, Skip
-from smartid_operator.recovery.writer import RecordingWriter
+from smartid_operator.recovery import Segment
+from smartid_operator.recovery.engine import contract
+from smartid_operator.recovery.engine.agent import Agent, AgentConfig
+from smartid_operator.recovery.engine.metrics import serve
+from smartid_operator.recovery.engine.report import PassReport, Skip
+from smartid_operator.recovery.engine.writer import RecordingWriter
 from smartid_testbed.processes import free_port
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from smartid_operator.recovery import contract
-from smartid_operator.recovery.contract import ContractError, Segment, Sidecar
+from smartid_operator.recovery.engine import contract
+from smartid_operator.recovery.engine.contract import ContractError, Segment, Sidecar
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2025, 10, 20, 13, 5, 7, 123000, tzinfo=UTC)

@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from smartid_operator.recovery import contract, spool
-from smartid_operator.recovery.contract import Segment
-from smartid_operator.recovery.reindexer import Reindexer
-from smartid_operator.recovery.writer import RecordingWriter
+from smartid_operator.recovery.engine import contract, spool
+from smartid_operator.recovery.engine.contract import Segment
+from smartid_operator.recovery.engine.reindexer import Reindexer
+from smartid_operator.recovery.engine.writer import RecordingWriter
 from smartid_testbed.processes import free_port
 
 NOW = datetime.datetime(2025, 10, 20, 13, 5, tzinfo=datetime.UTC)
@@ -41,8 +41,8 @@ def test_a_dead_writers_file_is_sealed_by_the_reader(tmp_path: Path) -> None:
     # A process that spools and dies without sealing (os._exit: no cleanup, like SIGKILL).
     code = (f"import datetime, os\n"
             f"from pathlib import Path\n"
-            f"from smartid_operator.recovery import contract, spool\n"
-            f"from smartid_operator.recovery.contract import Segment\n"
+            f"from smartid_operator.recovery.engine import contract, spool\n"
+            f"from smartid_operator.recovery.engine.contract import Segment\n"
             f"w = spool.SpoolWriter(Path({str(tmp_path)!r}), 'dead')\n"
             f"now = datetime.datetime.now(datetime.UTC)\n"
             f"w.append([contract.segment_record('r', Segment(i), None, now) for i in range(2)])\n"

@@ -7,9 +7,9 @@ import os
 import time
 from pathlib import Path
 
-from smartid_operator.recovery import contract, scan
-from smartid_operator.recovery.notify import Notifier
-from smartid_operator.recovery.tree import Tree
+from smartid_operator.recovery.engine import contract, scan
+from smartid_operator.recovery.engine.notify import Notifier
+from smartid_operator.recovery.engine.tree import Tree
 
 
 def touch(path: Path, body: bytes = b"x") -> None:

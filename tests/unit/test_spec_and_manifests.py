@@ -67,8 +67,8 @@ def test_child_names_fit_label_values() -> None:
 
 
 def test_every_operator_image_pod_runs_without_api_token_or_writable_root() -> None:
-    from smartid_operator.manifests.backup import backup_cronjob
-    from smartid_operator.manifests.recovery import recovery_agent
+    from smartid_operator.backup.children import backup_cronjob
+    from smartid_operator.recovery.children import recovery_agent
 
     spec = parse(DEFAULTED)
     pods = [recovery_agent("db", "ns", spec, "img")["spec"]["template"]["spec"],

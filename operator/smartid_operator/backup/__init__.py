@@ -4,9 +4,9 @@ The seams the operator uses: ``summarize`` (status from manifests), ``parse_term
 (a backup Job's outcome from its Pod) and the Job's command, ``smartid-operator backup run``.
 """
 
-from smartid_operator.backup.manifest import Manifest, scan
-from smartid_operator.backup.retention import Policy, plan
-from smartid_operator.backup.summary import (
+from smartid_operator.backup.engine.manifest import Manifest, scan
+from smartid_operator.backup.engine.retention import Policy, plan
+from smartid_operator.backup.engine.summary import (
     BackupSummary,
     DumpSummary,
     parse_termination_message,

@@ -23,24 +23,24 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from smartid_operator.backup import engines, layout
-from smartid_operator.backup import manifest as manifests
-from smartid_operator.backup.client import BackupError, uri_from_env
-from smartid_operator.backup.manifest import Manifest, ManifestError
-from smartid_operator.backup.progress import Lines
-from smartid_operator.backup.prune import PruneReport, prune
-from smartid_operator.backup.restore import RestoreRefused, restore
-from smartid_operator.backup.retention import Policy
-from smartid_operator.backup.run import RunSettings, utcnow
-from smartid_operator.backup.run import run as run_backup
-from smartid_operator.backup.s3 import URL_ENV
-from smartid_operator.backup.storage import Storage, find, open_storage
-from smartid_operator.backup.summary import (
+from smartid_operator.backup.engine import engines, layout
+from smartid_operator.backup.engine import manifest as manifests
+from smartid_operator.backup.engine.client import BackupError, uri_from_env
+from smartid_operator.backup.engine.manifest import Manifest, ManifestError
+from smartid_operator.backup.engine.progress import Lines
+from smartid_operator.backup.engine.prune import PruneReport, prune
+from smartid_operator.backup.engine.restore import RestoreRefused, restore
+from smartid_operator.backup.engine.retention import Policy
+from smartid_operator.backup.engine.run import RunSettings, utcnow
+from smartid_operator.backup.engine.run import run as run_backup
+from smartid_operator.backup.engine.s3 import URL_ENV
+from smartid_operator.backup.engine.storage import Storage, find, open_storage
+from smartid_operator.backup.engine.summary import (
     restore_termination_message,
     summarize,
     termination_message,
 )
-from smartid_operator.backup.verify import SCRATCH_ENV, default_scratch, verify
+from smartid_operator.backup.engine.verify import SCRATCH_ENV, default_scratch, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNVERIFIED, EXIT_REFUSED = 0, 1, 2, 3, 4
 DIR_ENV, DB_ENV = "SMARTID_BACKUP_DIR", "SMARTID_DATABASE"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smartid_operator.backup.summary import parse_termination_message
+from smartid_operator.backup.engine.summary import parse_termination_message
 
 RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
 # Waiting reasons of a container that will not start by itself: a person must act.

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
-# Scenario names resolve here when no file of that name exists (the repository's chaos/).
-SCENARIOS = Path(os.environ.get("SMARTID_CHAOS_SCENARIOS", "chaos"))
+# Scenario names resolve here when no file of that name exists (default: the shipped ones).
+SCENARIOS_ENV = "SMARTID_CHAOS_SCENARIOS"
 
 
 def add_parser(sub: Any) -> None:
@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.chaos_action == "write":
-        from smartid_operator.chaos.writer import main
+        from smartid_operator.chaos.engine.writer import main
 
         return main(args.storage, args.uri, args.database, args.run, args.recordings,
                     args.segments_per_recording)
@@ -62,13 +62,14 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from smartid_operator.chaos import runner
-    from smartid_operator.chaos.scenario import BOUNDS, ScenarioError, load
+    from smartid_operator.chaos.engine import runner
+    from smartid_operator.chaos.engine.scenario import BOUNDS, ScenarioError, load
     from smartid_operator.errors import KubeError
     from smartid_operator.kube import Kube
 
     try:
-        scenario = load(args.scenario, SCENARIOS)
+        scenario = load(args.scenario, *(
+            [Path(os.environ[SCENARIOS_ENV])] if os.environ.get(SCENARIOS_ENV) else []))
     except ScenarioError as exc:
         print(f"chaos run: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartid_operator.chaos import PLURAL
-from smartid_operator.chaos.env import Body, Env, Key, Refusal
-from smartid_operator.chaos.executor import Execution
-from smartid_operator.chaos.manifests import scheduled_run
-from smartid_operator.chaos.model import (
+from smartid_operator.chaos.children import scheduled_run
+from smartid_operator.chaos.engine.env import Body, Env, Key, Refusal
+from smartid_operator.chaos.engine.executor import Execution
+from smartid_operator.chaos.engine.model import (
     ABORTED,
     REFUSED,
     RUNNING,
     TERMINAL,
     last_outage_test,
 )
-from smartid_operator.chaos.recover import recover, restore_from_annotation
+from smartid_operator.chaos.engine.recover import recover, restore_from_annotation
 from smartid_operator.chaos.schedule import KEEP_SCHEDULED, SCHEDULED_LABEL, due
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.spec import parse

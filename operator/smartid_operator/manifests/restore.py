@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from smartid_operator import GROUP, VERSION
+from smartid_operator.backup.children import backup_pod_spec
 from smartid_operator.manifests import labels
-from smartid_operator.manifests.backup import backup_pod_spec
 from smartid_operator.spec import DatabaseSpec, S3Spec, parse_s3
 
 COMPONENT = "restore"

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smartid_operator.recovery import state
-from smartid_operator.recovery.link import MongoLink
-from smartid_operator.recovery.reindexer import Reindexer
-from smartid_operator.recovery.report import PassReport
+from smartid_operator.recovery.engine import state
+from smartid_operator.recovery.engine.link import MongoLink
+from smartid_operator.recovery.engine.reindexer import Reindexer
+from smartid_operator.recovery.engine.report import PassReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -166,8 +166,8 @@ def _reindex(args: argparse.Namespace) -> int:
 # -- agent and status ---------------------------------------------------------------------------
 
 def _agent(args: argparse.Namespace) -> int:
-    from smartid_operator.recovery.agent import Agent, AgentConfig  # prometheus registry
-    from smartid_operator.recovery.metrics import serve
+    from smartid_operator.recovery.engine.agent import Agent, AgentConfig  # prometheus registry
+    from smartid_operator.recovery.engine.metrics import serve
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
