@@ -1,4 +1,4 @@
-"""``smartid-operator``: run the operator; later capabilities add their subcommands here."""
+"""``smartid-operator``: ``run`` the operator; each promise adds its verbs (its ``cli.py``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ import logging
 import os
 import sys
 
-from smartid_operator import __version__
-from smartid_operator.backup import cli as backup_cli
-from smartid_operator.chaos import cli as chaos_cli
+from smartid_operator import __version__, promises
 from smartid_operator.options import OPTIONS
-from smartid_operator.recovery import cli as recovery_cli
-from smartid_operator.schema import cli as migrate_cli
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -64,23 +60,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="image of the recovery agents (default $SMARTID_OPERATOR_IMAGE, else "
                           "the operator's own pod's image)")
     run.add_argument("-v", "--verbose", action="store_true")
-    migrate_cli.add_parser(sub)
-    backup_cli.add_parser(sub)
-    recovery_cli.add_parser(sub)
-    chaos_cli.add_parser(sub)
+    run.set_defaults(run=_run)
+    for verbs in promises.verbs():
+        verbs.add_parser(sub)
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "migrate":
-        return migrate_cli.run(args)
-    if args.command == "backup":
-        return backup_cli.run(args)
-    if args.command in ("reindex", "recovery"):
-        return recovery_cli.run(args)
-    if args.command == "chaos":
-        return chaos_cli.run(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    code: int = args.run(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Every Kopf handler of the operator; each hands a watch event to the workers (worker.py).
 
 Only watch-event handlers: they put no finalizer and no annotation on any object, and one
-worker per database does the work, so nothing here can run two passes over one object.
+worker per database does the work, so nothing here can run two passes over one object. The
+kinds watched besides the databases are the core's (the Mongo workload's pods, the settings
+ConfigMap) and those the installed promises ask for (``Promise.watches`` and ``owns``).
 """
 
 from __future__ import annotations
@@ -15,17 +17,15 @@ from typing import Any, TypeVar, cast
 
 import kopf
 
-from smartid_operator import GROUP, PLURAL, VERSION, __version__, metrics, mongo
-from smartid_operator.backup.restores import Restores
+from smartid_operator import GROUP, PLURAL, VERSION, __version__, metrics, mongo, promises
 from smartid_operator.kube import Kube, load_api_client
-from smartid_operator.manifests import MANAGED_BY, owner_reference
-from smartid_operator.manifests.restore import PLURAL as RESTORE_PLURAL
+from smartid_operator.manifests import MANAGED_BY, MANAGED_LABEL, owner_reference
 from smartid_operator.options import OPTIONS
 from smartid_operator.reconcile import Context
 from smartid_operator.worker import Hooks, Registry
 
 T = TypeVar("T")
-MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+MANAGED = {MANAGED_LABEL: MANAGED_BY}
 KUBE_THREADS, MIGRATION_THREADS = 16, 4
 
 
@@ -74,6 +74,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     metrics.serve(OPTIONS.metrics_port)
 
 
+@kopf.on.startup()
+async def start_promises(memo: kopf.Memo, **_: Any) -> None:
+    # After configure (start-up handlers run in the order they are registered), on the loop
+    # (their services run tasks there); in a start-up handler, as each object's handlers get
+    # a copy of the memo.
+    for promise in memo.registry.context.promises:
+        await promise.start(memo.registry)
+
+
 def _own_image(kube: Kube) -> str:
     """The agents run the operator's own image, so the two never drift apart (outside a pod,
     the CLI requires ``--agent-image``)."""
@@ -84,10 +93,10 @@ def _own_image(kube: Kube) -> str:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    # Outage-test runs first: they restore replicas and report to the workers, which must
-    # still be there to write it.
-    if getattr(memo, "chaos", None) is not None:
-        await memo.chaos.stop()
+    # The promises first: an outage test restores the replicas it took and reports to the
+    # workers, which must still be there to write it.
+    for promise in reversed(memo.registry.context.promises):
+        await promise.stop()
     await memo.registry.stop()
 
 
@@ -107,50 +116,24 @@ async def database(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any)
     memo.registry.observe(type, body)
 
 
-@kopf.on.event("", "v1", "pods")
-async def pod(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    # The Mongo workload's pods: an outage or a return shows within a second, not an interval.
-    memo.registry.pod_changed(body)
-    # A backup or restore Job's pod: its termination message is the run's outcome.
-    memo.registry.job_pod_changed(body)
-    _restores(memo).pod_changed(body)
+def _watched() -> dict[tuple[str, str, str], bool]:
+    """Each kind to watch, and whether only the operator's own objects (by label)."""
+    kinds = {("", "v1", "pods"): False,  # the Mongo workload's: an outage shows within a second
+             ("", "v1", "configmaps"): True}  # the settings ConfigMap, a child
+    for promise in promises.load():
+        for watch in (*promise.watches, *promise.owns):
+            kind = (watch.group, watch.version, watch.plural)
+            kinds[kind] = kinds.get(kind, True) and watch.managed
+    return kinds
 
 
-@kopf.on.event("", "v1", "configmaps", labels=MANAGED)
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-async def child(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.registry.child_changed(type, body)
+def _register(group: str, version: str, plural: str, managed: bool) -> None:
+    async def heard(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        memo.registry.heard(group, version, plural, type, body)
+
+    kopf.on.event(group, version, plural, id=f"heard-{plural}",
+                  labels=MANAGED if managed else None)(heard)
 
 
-@kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
-async def cronjob(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.registry.child_changed(type, body)
-    memo.registry.cronjob_changed(type, body)  # its lastScheduleTime, lastSuccessfulTime
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    # The backup CronJob's Jobs, scheduled or made by hand: what status.backup is made of;
-    # and the SmartIDRestores' Jobs.
-    memo.registry.job_changed(type, body)
-    _restores(memo).job_changed(type, body)
-
-
-@kopf.on.startup()
-def start_restores(memo: kopf.Memo, **_: Any) -> None:
-    # In a start-up handler: the operator-wide memo (each object's handlers get a copy of it).
-    # After configure, which made the registry.
-    memo.restores = Restores(memo.registry)
-
-
-def _restores(memo: kopf.Memo) -> Restores:
-    restores: Restores = memo.restores
-    return restores
-
-
-@kopf.on.event(GROUP, VERSION, RESTORE_PLURAL)
-async def restore(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _restores(memo).observe(type, body)
-
-
-from smartid_operator.chaos import handlers as _chaos  # noqa: E402,F401  (outage-test runs)
+for _kind, _managed in _watched().items():
+    _register(*_kind, _managed)

@@ -1,9 +1,9 @@
-"""Prometheus metrics, served on their own port (``--metrics-port``)."""
+"""The core's Prometheus metrics (each promise has its own ``metrics.py``), served on their own
+port (``--metrics-port``)."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,10 +21,6 @@ DURATION = Histogram("smartid_reconcile_duration_seconds", "Reconcile duration b
                      ["handler"])
 MONGO_REACHABLE = Gauge("smartid_mongo_reachable", "1 if the database answered ping",
                         ["namespace", "name", "database"])
-MIGRATIONS = Counter("smartid_migrations_applied_total", "Migrations applied by the operator",
-                     ["namespace", "name"])
-SCHEMA_VERSION = Gauge("smartid_schema_version", "Schema version the database is at",
-                       ["namespace", "name"])
 PING = Gauge("smartid_mongo_ping_seconds", "Latency of the last ping that was answered",
              ["namespace", "name"])
 LAST_CHECK = Gauge("smartid_last_check_timestamp_seconds", "When the database was last checked",
@@ -36,18 +32,6 @@ READY = Gauge("smartid_database_ready", "1 if the SmartIDDatabase is Ready",
 CONDITION = Gauge("smartid_database_condition",
                   "1 if the status condition is True, 0 if False, by type and current reason",
                   ["namespace", "name", "type", "reason"])
-OUTAGE_PASSED = Gauge("smartid_outage_test_passed",
-                      "1 if the last outage test with a verdict passed, 0 if it failed",
-                      ["namespace", "name"])
-OUTAGE_FINISHED = Gauge("smartid_outage_test_finished_timestamp_seconds",
-                        "When the last outage test with a verdict finished (Unix time)",
-                        ["namespace", "name"])
-OUTAGE_RECOVERY = Gauge("smartid_outage_test_recovery_seconds",
-                        "Seconds from Mongo's return to the last outage write reindexed",
-                        ["namespace", "name"])
-OUTAGE_LOST = Gauge("smartid_outage_test_lost", "Writes the last outage test found not reindexed",
-                    ["namespace", "name"])
-_OUTAGE = (OUTAGE_PASSED, OUTAGE_FINISHED, OUTAGE_RECOVERY, OUTAGE_LOST)
 
 
 def observe(key: tuple[str, str], body: Mapping[str, Any], result: Result,
@@ -62,12 +46,8 @@ def observe(key: tuple[str, str], body: Mapping[str, Any], result: Result,
     if result.latency_ms is not None:
         PING.labels(namespace, name).set(result.latency_ms / 1000)
     LAST_CHECK.labels(namespace, name).set_to_current_time()
-    if version := status.get("schema", {}).get("version"):
-        SCHEMA_VERSION.labels(namespace, name).set(int(version[1:]))
     READY.labels(namespace, name).set(int(status["phase"] == "Ready"))
     _conditions(namespace, name, status.get("conditions") or [])
-    _outage_test(namespace, name, status.get("lastOutageTest") or {})
-    MIGRATIONS.labels(namespace, name).inc(len(result.migrated))
     outcome = "invalid" if result.config_error else "unavailable" if result.unavailable else "ok"
     RECONCILES.labels(namespace, name, outcome).inc()
     if result.config_error:
@@ -85,19 +65,6 @@ def _conditions(namespace: str, name: str, conditions: list[Mapping[str, Any]]) 
         CONDITION.labels(namespace, name, type_, reason).set(int(ok))
 
 
-def _outage_test(namespace: str, name: str, last: Mapping[str, Any]) -> None:
-    """Only runs with a verdict: a refused or aborted run proves nothing either way."""
-    if last.get("result") not in ("Passed", "Failed"):
-        return
-    OUTAGE_PASSED.labels(namespace, name).set(int(last["result"] == "Passed"))
-    OUTAGE_LOST.labels(namespace, name).set(int(last.get("lost") or 0))
-    if (seconds := last.get("recoverySeconds")) is not None:
-        OUTAGE_RECOVERY.labels(namespace, name).set(float(seconds))
-    if finished := last.get("finishedAt"):
-        OUTAGE_FINISHED.labels(namespace, name).set(
-            datetime.datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp())
-
-
 def listen_address() -> str:
     """Where metrics listen: all interfaces, unless ``SMARTID_METRICS_ADDRESS`` names one (the
     test bed's pods share one host, so each gets its own loopback address, as a pod its IP)."""
@@ -111,7 +78,7 @@ def serve(port: int, addr: str | None = None) -> None:
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted database's series so dashboards do not show ghosts."""
-    for gauge in (READY, SCHEMA_VERSION, PING, LAST_CHECK, *_OUTAGE):
+    for gauge in (READY, PING, LAST_CHECK):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
     for labelled in (MONGO_REACHABLE, RECONCILES, CONDITION):

@@ -12,22 +12,17 @@ import functools
 import hashlib
 import json
 import zoneinfo
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from smartid_operator import clock, mongo
+from smartid_operator import promises as installed
 from smartid_operator import status as cond
-from smartid_operator.backup import observe as backup
-from smartid_operator.backup.children import backup_cronjob, cronjob_name
-from smartid_operator.backup.jobs import BackupMemory
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.kube import Kube, Manifest
 from smartid_operator.manifests.settings import settings_config_map
-from smartid_operator.recovery import observe as recovery
-from smartid_operator.recovery.children import agent_name, recovery_agent, with_settings_hash
-from smartid_operator.recovery.engine import state as recovery_state
-from smartid_operator.schema.observe import converge_schema
+from smartid_operator.promise import Event, Look, Promise
 from smartid_operator.spec import DatabaseSpec, parse
 from smartid_operator.status import Observation, Transition
 
@@ -45,6 +40,7 @@ class Context:
     in_migration_pool: Blocking[Any]
     owner: str = "smartid-operator"
     image: str = "smartid-operator"  # the operator's own image, for the agents it runs
+    promises: Sequence[Promise] = field(default_factory=installed.load)
 
 
 @dataclass
@@ -113,53 +109,45 @@ class Result:
     transitions: list[Transition]
     config_error: ConfigError | None = None
     unavailable: str | None = None  # a transient failure worth retrying soon
-    migrated: list[str] = field(default_factory=list)  # migrations applied by this pass
     latency_ms: float | None = None
     recheck_after: float | None = None  # something is settling: look again this soon
-    backup_outcomes: list[backup.Outcome] = field(default_factory=list)  # one Event each
+    events: list[Event] = field(default_factory=list)  # the promises', once status shows why
 
 
-def desired_children(name: str, namespace: str, spec: DatabaseSpec,
-                     image: str) -> list[tuple[str, str, Manifest | None]]:
+def desired_children(name: str, namespace: str, spec: DatabaseSpec, image: str,
+                     promises: Sequence[Promise] | None = None
+                     ) -> list[tuple[str, str, Manifest | None]]:
     """(kind, name, manifest) per child; None: the spec does not ask for it, delete it."""
-    settings = settings_config_map(name, namespace, spec)
-    agent = None
-    if spec.recovery.enabled:
-        agent = with_settings_hash(recovery_agent(name, namespace, spec, image),
-                                   _digest(settings["data"])[:16])
-    cronjob = backup_cronjob(name, namespace, spec, image) if spec.backup.enabled else None
+    promises = installed.load() if promises is None else promises
+    settings = settings_config_map(name, namespace, spec, promises)
     return [("ConfigMap", settings["metadata"]["name"], settings),
-            ("Deployment", agent_name(name), agent),
-            ("CronJob", cronjob_name(name), cronjob)]
+            *(child for promise in promises
+              for child in promise.children(name, namespace, spec, image))]
 
 
 async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str, Any],
                     children: Children, *, adopt: Callable[[Manifest], None],
-                    extra: list[Observation] | None = None, now: str | None = None,
-                    backups: BackupMemory | None = None,
-                    agent_pod: str | None = None,
-                    mongo_lost_at: datetime.datetime | None = None) -> Result:
-    """One pass. ``current`` is the status as this worker last wrote it; ``extra`` are
-    conditions other services observed (not required for Ready); ``backups`` what the watch
-    events told of the backup Jobs; ``agent_pod`` why the recovery agent's pod cannot be
-    scheduled, if it cannot; ``mongo_lost_at`` when this worker last saw Mongo stop
-    answering."""
-    now = now or clock.iso(clock.utcnow())
+                    memory: Callable[[Promise], Any] = lambda promise: promise.memory(),
+                    now: datetime.datetime | None = None) -> Result:
+    """One pass. ``current`` is the status as this worker last wrote it; ``memory`` gives
+    each promise its memory of this database."""
+    moment = now or clock.utcnow()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     generation = meta.get("generation")
     old_conditions = list(current.get("conditions") or [])
     required = cond.REQUIRED
+    must_fix = cond.CONFIG_ERRORS.union(*(p.must_fix for p in ctx.promises))
 
     observations: list[Observation] = []
     config_error: ConfigError | None = None
     unavailable: str | None = None
     health: mongo.Health | None = None
-    schema_status: dict[str, Any] = dict(current.get("schema") or {})
-    recovery_status: dict[str, Any] = {}
-    backup_view: backup.BackupView | None = None
+    # What a pass cannot look at (an invalid spec) keeps what was last seen.
+    sections: dict[str, Mapping[str, Any] | None] = {
+        p.section: current.get(p.section) for p in ctx.promises}
     recheck: float | None = None
-    migrated: list[str] = []
+    events: list[Event] = []
     try:
         spec = parse(body["spec"])
     except ConfigError as exc:
@@ -171,89 +159,41 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
         observations.append(resources)
         reach, health, handle = await _reach(ctx, f"{namespace}/{name}", namespace, spec)
         observations.append(reach)
-        if handle is not None and reach.ok:
-            # Unreachable: no observation; SchemaReady and status.schema keep what was last
-            # seen, as the condition's message says.
-            db = handle.database(spec.mongo.database)
-            schema = await ctx.in_migration_pool(
-                lambda: converge_schema(db, spec, owner=f"{ctx.owner}/{namespace}/{name}"))
-            observations.append(schema.observation)
-            schema_status = schema.status
-            migrated = schema.applied
-            unavailable = unavailable or schema.transient
-        if spec.recovery.enabled:
-            required = (*cond.REQUIRED, recovery.RECOVERED)
-            view = await _recovery(handle if reach.ok else None, name, spec, old_conditions,
-                                   current.get("recovery") or {}, agent_pod, mongo_lost_at)
-            observations.append(view.observation)
-            recovery_status = view.section
-            recheck = None if view.settled else 0.5
-        else:  # a capability switched off leaves no condition behind
-            old_conditions = [c for c in old_conditions if c.get("type") != recovery.RECOVERED]
-        if spec.backup.enabled:
-            required = (*required, backup.BACKUP_SCHEDULED)
-            backup_view = backup.observe(
-                backups or BackupMemory(), spec.backup, cronjob=cronjob_name(name),
-                # Every child was applied (or found unchanged) by this pass's converge.
-                applied=resources.reason not in ("ApplyFailed", "ChildRejected", "InvalidSpec"),
-                apply_message=resources.message, previous=current.get("backup") or {},
-                now=clock.utcnow())
-            observations += [backup_view.scheduled, backup_view.healthy]
-            if backup_view.recheck_after is not None:
-                recheck = min(recheck or backup_view.recheck_after, backup_view.recheck_after)
-        else:
-            old_conditions = [c for c in old_conditions if c.get("type") not in
-                              (backup.BACKUP_SCHEDULED, backup.BACKUP_HEALTHY)]
-        failed = [o for o in observations if not o.ok and o.reason in cond.CONFIG_ERRORS]
+        for promise in ctx.promises:
+            view = await promise.observe(Look(
+                key=(namespace, name), spec=spec, previous=current, memory=memory(promise),
+                handle=handle if reach.ok else None, resources=resources, now=moment,
+                owner=f"{ctx.owner}/{namespace}/{name}", in_blocking_pool=ctx.in_migration_pool))
+            if view is None:  # switched off: a capability leaves no condition behind
+                old_conditions = [c for c in old_conditions
+                                  if c.get("type") not in promise.conditions]
+                sections[promise.section] = None
+                continue
+            observations += view.observations
+            required = (*required, *view.required)
+            sections[promise.section] = view.section
+            unavailable = unavailable or view.unavailable
+            if view.recheck_after is not None:
+                recheck = min(recheck or view.recheck_after, view.recheck_after)
+            events += view.events
+        failed = [o for o in observations if not o.ok and o.reason in must_fix]
         if failed:
             config_error = ConfigError(failed[0].reason, failed[0].message)
         elif not reach.ok:
             unavailable = unavailable or reach.message
 
-    conditions = cond.apply_observations(old_conditions, [*observations, *(extra or [])],
-                                         now=now, generation=generation, required=required)
-    status = cond.compose(phase=cond.phase(conditions), generation=generation,
+    stamp = clock.iso(moment)
+    conditions = cond.apply_observations(old_conditions, observations, now=stamp,
+                                         generation=generation, required=required)
+    status = cond.compose(phase=cond.phase(conditions, must_fix), generation=generation,
                           conditions=conditions, children=children.listed(),
-                          schema=schema_status,
                           mongo=None if health is None else
-                          {"reachable": health.reachable, "version": health.version})
-    if recovery_status:
-        status["recovery"] = recovery_status
-    if backup_view is not None:
-        status["backup"] = backup_view.section
+                          {"reachable": health.reachable, "version": health.version},
+                          sections=sections)
     return Result(status, cond.transitions(old_conditions, conditions),
-                  config_error=config_error, unavailable=unavailable, migrated=migrated,
+                  config_error=config_error, unavailable=unavailable,
                   latency_ms=health.latency_ms if health else None, recheck_after=recheck,
-                  backup_outcomes=backup_view.outcomes if backup_view else [])
-
-
-async def _recovery(handle: mongo.Handle | None, name: str, spec: DatabaseSpec,
-                    old_conditions: list[dict[str, Any]],
-                    previous: Mapping[str, Any],
-                    agent_pod: str | None,
-                    mongo_lost_at: datetime.datetime | None) -> recovery.RecoveryView:
-    now = clock.utcnow()
-    report = None
-    if handle is not None:
-        try:
-            report = await mongo.read_one(handle, spec.mongo.database, recovery_state.STATE,
-                                          recovery_state.REPORT_ID)
-        except mongo.MongoError:
-            handle = None  # lost meanwhile: no claim either way
-    # Evidence must postdate the outage: a pass that started after this worker saw Mongo
-    # stop answering (no pass can report while it is down), or, with no such memory (the
-    # operator restarted), after the condition says Mongo came back.
-    reach = next((c for c in old_conditions if c.get("type") == cond.MONGO_REACHABLE), None)
-    since = now.replace(microsecond=0)
-    if mongo_lost_at is not None:
-        since = mongo_lost_at
-    elif reach is not None and reach.get("status") == "True":
-        since = clock.parse_iso(reach["lastTransitionTime"])
-    return recovery.observe(report, agent=agent_name(name), reachable=handle is not None,
-                            reachable_since=since, now=now,
-                            scan_interval=spec.recovery.scan_interval_seconds,
-                            previous=previous, unschedulable=recovery.claim_problem(
-                                agent_pod, spec.recovery.claim or ""))
+                  events=events)
 
 
 def invalid_fields(spec: DatabaseSpec) -> str | None:
@@ -276,7 +216,8 @@ async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,
         return Observation(cond.RESOURCES_READY, False, "InvalidSpec", invalid), None
     kind, child = "", ""
     try:
-        for kind, child, manifest in desired_children(name, namespace, spec, ctx.image):
+        for kind, child, manifest in desired_children(name, namespace, spec, ctx.image,
+                                                      ctx.promises):
             if manifest is None:
                 if children.needs_delete(kind, child):
                     await ctx.in_kube_pool(

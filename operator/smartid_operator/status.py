@@ -1,13 +1,11 @@
 """Conditions and phase, pure: what the status says follows from what was observed.
 
-Condition types (Kubernetes conventions: positive polarity, reason in CamelCase):
+The core's condition types (Kubernetes conventions: positive polarity, reason in CamelCase):
 
 * ``MongoReachable`` - the Secret's URI answers ``ping``.
 * ``ResourcesReady`` - the referenced workload exists and every child is as declared.
-* ``SchemaReady``    - every migration up to ``spec.schema.version`` is applied, none drifted.
-* ``Ready``          - all of the above; what Argo CD and ``kubectl wait`` read.
-
-Later capabilities add their own (``SchemaReady``, ``BackupScheduled``, ...) to ``REQUIRED``.
+* ``Ready``          - these and every condition a promise requires (``SchemaReady``,
+  ``Recovered``, ``BackupScheduled``): what Argo CD and ``kubectl wait`` read.
 """
 
 from __future__ import annotations
@@ -18,16 +16,13 @@ from typing import Any
 
 MONGO_REACHABLE = "MongoReachable"
 RESOURCES_READY = "ResourcesReady"
-SCHEMA_READY = "SchemaReady"
 READY = "Ready"
-REQUIRED: tuple[str, ...] = (MONGO_REACHABLE, RESOURCES_READY, SCHEMA_READY)
+REQUIRED: tuple[str, ...] = (MONGO_REACHABLE, RESOURCES_READY)
 
 # Reasons of ``ConfigError``, "a person must fix the spec or what it points at": phase
-# Failed, no retry of its own (the periodic check notices the fix).
+# Failed, no retry of its own (the periodic check notices the fix). Promises add theirs.
 CONFIG_ERRORS = frozenset({"InvalidSpec", "SecretNotFound", "SecretKeyMissing", "InvalidURI",
-                           "CredentialsRefused", "WorkloadNotFound", "ChildRejected",
-                           "ChecksumMismatch", "UnknownVersion", "MigrationConflict",
-                           "ClaimNotFound", "ClaimNotBound"})
+                           "CredentialsRefused", "WorkloadNotFound", "ChildRejected"})
 
 Condition = dict[str, Any]
 
@@ -91,12 +86,13 @@ def apply_observations(conditions: Sequence[Mapping[str, Any]],
     return set_condition(result, ready, now=now, generation=generation)
 
 
-def phase(conditions: Sequence[Mapping[str, Any]]) -> str:
+def phase(conditions: Sequence[Mapping[str, Any]],
+          must_fix: frozenset[str] = CONFIG_ERRORS) -> str:
     by_type = {c.get("type"): c for c in conditions}
     if not by_type:
         return "Pending"
     failing = [c for c in conditions if c.get("status") != "True" and c.get("type") != READY]
-    if any(c.get("reason") in CONFIG_ERRORS for c in failing):
+    if any(c.get("reason") in must_fix for c in failing):
         return "Failed"
     ready = by_type.get(READY)
     if ready is not None and ready.get("status") == "True":
@@ -123,15 +119,15 @@ def transitions(old: Sequence[Mapping[str, Any]],
 
 
 def compose(*, phase: str, generation: int | None, conditions: list[Condition],
-            children: list[dict[str, str]], schema: Mapping[str, Any],
-            mongo: Mapping[str, Any] | None) -> dict[str, Any]:
+            children: list[dict[str, str]], mongo: Mapping[str, Any] | None,
+            sections: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Any]:
     """The whole status the operator owns. It is applied server-side as a whole, so a key
-    left out here (a version no longer known, a section no longer observed) is removed."""
+    left out here (a version no longer known, a promise's section no longer observed) is
+    removed."""
     status: dict[str, Any] = {"phase": phase, "conditions": conditions, "children": children}
     if generation is not None:
         status["observedGeneration"] = generation
-    if schema:
-        status["schema"] = dict(schema)
+    status |= {key: dict(value) for key, value in sections.items() if value}
     if mongo is not None:
         status["mongo"] = {k: v for k, v in mongo.items() if v is not None}
     return status

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,16 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smartid_operator import metrics
-from smartid_operator.backup import metrics as backup_metrics
-from smartid_operator.backup.jobs import BackupMemory
 from smartid_operator.errors import KubeError
+from smartid_operator.manifests import MANAGED_BY, MANAGED_LABEL
+from smartid_operator.promise import Promise
 from smartid_operator.reconcile import Children, Context, Result, reconcile
-from smartid_operator.status import Observation
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # namespace, name
-SERVICE_SECTIONS = ("lastOutageTest",)
 TERMINATING_RECHECKS = (0.3, 0.8, 1.5)
 Body = dict[str, Any]
 
@@ -61,31 +58,14 @@ class Worker:
     failures: int = 0
     rechecks: int = 0
     task: asyncio.Task[None] | None = None
-    # Top-level status sections other services own (the outage test's result): the worker
-    # writes them with the rest, so the database keeps one writer.
-    sections: dict[str, Any] = field(default_factory=dict)
-    service_observations: dict[str, Observation] = field(default_factory=dict)
-    # The backup Jobs as their watch events told (shared with the registry, which feeds it).
-    backups: BackupMemory = field(default_factory=BackupMemory)
-    # Why the recovery agent's pod cannot be scheduled (the scheduler's words), from its
-    # watch events: a missing claim shows within a second, not as a silent agent.
-    agent_unschedulable: str | None = None
-    # When this worker last saw Mongo stop answering (its own clock, not the condition's
-    # whole seconds): evidence that claims an outage's writes were indexed must come after.
-    mongo_lost_at: datetime.datetime | None = None
+    # Each promise's memory of this database (kept by the registry: a watch event may
+    # come before its database's, and a re-created database keeps the name's memory).
+    memory: Callable[[Promise], Any] = lambda promise: promise.memory()
 
     def workload(self) -> WorkloadKey:
         """The Mongo workload the spec names (read from the latest body, never cached)."""
         ref = (self.body.get("spec") or {}).get("mongo", {}).get("workload") or {}
         return WorkloadKey(self.key[0], ref.get("kind", "StatefulSet"), ref.get("name", ""))
-
-    def report(self, section: str, value: Mapping[str, Any],
-               observation: Observation | None = None) -> None:
-        """Another service's result for this database's status; written at once."""
-        self.sections[section] = dict(value)
-        if observation is not None:
-            self.service_observations[observation.type] = observation
-        self.poke()
 
     def poke(self, *later: float) -> None:
         """Wake now, and again after each of ``later`` seconds."""
@@ -96,7 +76,6 @@ class Worker:
 
     async def run(self) -> None:
         self.status = dict(self.body.get("status") or {})
-        self.sections = {k: v for k, v in self.status.items() if k in SERVICE_SECTIONS}
         delay = 0.0  # the first pass runs at once
         while True:
             with contextlib.suppress(TimeoutError):
@@ -119,17 +98,12 @@ class Worker:
     async def _pass(self) -> float:
         started = time.monotonic()
         body = self.body
-        now = datetime.datetime.now(datetime.UTC)
         result = await reconcile(self.context, body, self.status, self.children,
                                  adopt=lambda child: self.hooks.adopt(child, body),
-                                 extra=list(self.service_observations.values()),
-                                 backups=self.backups, agent_pod=self.agent_unschedulable,
-                                 mongo_lost_at=self.mongo_lost_at)
-        if _reachable(result.status) is False and _reachable(self.status) is not False:
-            self.mongo_lost_at = now
-        result.status.update(self.sections)
+                                 memory=self.memory)
         await self._publish(body, result)
-        backup_metrics.observe(*self.key, result.status, self.backups.cronjob_created)
+        for promise in self.context.promises:
+            promise.published(self.key, result.status, self.memory(promise))
         log.debug("pass %s/%s: %s in %.3f s", *self.key, result.status.get("phase"),
                  time.monotonic() - started)
         metrics.observe(self.key, body, result, time.monotonic() - started)
@@ -147,7 +121,6 @@ class Worker:
         return self.interval
 
     async def _publish(self, body: Mapping[str, Any], result: Result) -> None:
-        recovered, before = _last_recovery(result.status), _last_recovery(self.status)
         if result.status != self.status:
             try:
                 await self.context.in_kube_pool(lambda: self.context.kube.apply_status(
@@ -157,22 +130,10 @@ class Worker:
                     return
                 raise
             self.status = result.status
-        if recovered and recovered != before and recovered.get("indexed"):
-            self.hooks.event(body, "Normal", "Reindexed",
-                             f"indexed {recovered['indexed']} recording(s) and segment(s) "
-                             f"written while Mongo was down, {recovered.get('seconds')} s "
-                             f"after it answered again")
-        for migration in result.migrated:
-            self.hooks.event(body, "Normal", "MigrationApplied",
-                             f"applied migration {migration}")
-        for outcome in result.backup_outcomes:  # each finished Job once, after status shows it
-            if outcome.uid in self.backups.announced:
-                continue
-            self.backups.announced.add(outcome.uid)
-            self.hooks.event(body, "Normal" if outcome.succeeded else "Warning",
-                             "BackupSucceeded" if outcome.succeeded else "BackupFailed",
-                             outcome.message)
-            backup_metrics.run_finished(*self.key, outcome.succeeded)
+        for event in result.events:  # the promises': Reindexed, MigrationApplied, ...
+            self.hooks.event(body, event.type, event.reason, event.message)
+            if event.posted is not None:
+                event.posted()
         for change in result.transitions:
             self.hooks.event(body, "Normal" if change.status == "True" else "Warning",
                              change.reason, f"{change.type} is {change.status}: {change.message}")
@@ -186,15 +147,41 @@ class WorkloadKey:
 
 
 class Registry:
-    """The workers, and which databases a workload's pods concern."""
+    """The workers, which databases a watch event concerns, and each promise's memory of
+    each database: the running operator as a promise sees it (``promise.Operator``)."""
 
     def __init__(self, context: Context, hooks: Hooks, interval: float) -> None:
         self.context = context
         self.hooks = hooks
         self.interval = interval
         self.workers: dict[Key, Worker] = {}
-        # Kept here, not in the workers: a Job's event may come before its database's.
-        self.backups: dict[Key, BackupMemory] = {}
+        self.memories: dict[tuple[str, Key], Any] = {}  # (promise, database) -> memory
+
+    # -- promise.Operator --------------------------------------------------------------------
+
+    def databases(self) -> list[Key]:
+        return list(self.workers)
+
+    def database(self, key: Key) -> Body | None:
+        worker = self.workers.get(key)
+        return None if worker is None else worker.body
+
+    def status(self, key: Key) -> Mapping[str, Any]:
+        worker = self.workers.get(key)
+        return {} if worker is None else worker.status
+
+    def memory(self, promise: Promise, key: Key) -> Any:
+        slot = (promise.name, key)
+        if slot not in self.memories:
+            self.memories[slot] = promise.memory()
+        return self.memories[slot]
+
+    def poke(self, key: Key) -> None:
+        if key in self.workers:
+            self.workers[key].poke()
+
+    def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        self.hooks.event(body, type_, reason, message)
 
     # -- the databases ---------------------------------------------------------------------------
 
@@ -217,7 +204,7 @@ class Registry:
             worker = None
         if worker is None:
             worker = Worker(key, snapshot, self.context, self.hooks, self.interval,
-                            backups=self.backups.setdefault(key, BackupMemory()))
+                            memory=lambda promise: self.memory(promise, key))
             worker.task = asyncio.get_running_loop().create_task(
                 worker.run(), name=f"smartid-worker-{key[0]}/{key[1]}")
             self.workers[key] = worker
@@ -239,9 +226,11 @@ class Registry:
             await _stop(worker)
         await self.context.pool.forget(f"{key[0]}/{key[1]}")
         metrics.forget(*key)
-        backup_metrics.forget(*key)
+        for promise in self.context.promises:
+            promise.forget(key)
         if key not in self.workers:  # not re-created meanwhile
-            self.backups.pop(key, None)
+            for promise in self.context.promises:
+                self.memories.pop((promise.name, key), None)
 
     async def stop(self) -> None:
         for key in list(self.workers):
@@ -250,11 +239,23 @@ class Registry:
 
     # -- what wakes them -------------------------------------------------------------------------
 
+    def heard(self, group: str, version: str, plural: str, event: str | None,
+              body: Mapping[str, Any]) -> None:
+        """A watch event of a kind the core or a promise watches (not the databases)."""
+        if (group, plural) == ("", "pods"):
+            self.pod_changed(body)
+        else:
+            self.child_changed(event, body)
+        managed = (body["metadata"].get("labels") or {}).get(MANAGED_LABEL) == MANAGED_BY
+        for promise in self.context.promises:
+            for watch in promise.watches:
+                if (watch.group, watch.version, watch.plural) == (group, version, plural) \
+                        and (managed or not watch.managed):
+                    promise.heard(self, watch, event, body)
+
     def pod_changed(self, body: Mapping[str, Any]) -> int:
-        """A pod event: wake the databases whose Mongo workload owns the pod, or whose
-        recovery agent it is. Returns how many were woken."""
-        if self._agent_pod_changed(body):
-            return 1
+        """A pod event: wake the databases whose Mongo workload owns the pod. Returns how
+        many were woken."""
         owner = pod_workload(body)
         if owner is None:
             return 0
@@ -267,25 +268,6 @@ class Registry:
                 worker.poke(*later)
                 woken += 1
         return woken
-
-    def _agent_pod_changed(self, body: Mapping[str, Any]) -> bool:
-        meta = body["metadata"]
-        labels = meta.get("labels") or {}
-        if labels.get(COMPONENT_LABEL) != RECOVERY_COMPONENT:
-            return False
-        worker = self.workers.get((meta["namespace"], labels.get(INSTANCE_LABEL, "")))
-        if worker is None:
-            return False
-        conditions = (body.get("status") or {}).get("conditions") or []
-        scheduled: Mapping[str, Any] = next(
-            (c for c in conditions if c.get("type") == "PodScheduled"), {})
-        problem = None
-        if scheduled.get("status") == "False" and not meta.get("deletionTimestamp"):
-            problem = str(scheduled.get("message") or scheduled.get("reason") or "Pending")
-        if problem != worker.agent_unschedulable:
-            worker.agent_unschedulable = problem
-            worker.poke()
-        return True
 
     def child_changed(self, event: str | None, body: Mapping[str, Any]) -> bool:
         """A watch event of a child the operator owns: re-apply it if it is not as written."""
@@ -303,41 +285,7 @@ class Registry:
         return False
 
 
-    # -- backup Jobs, their pods and the CronJob (watch events only: no read per pass) ---------
 
-    def _backup_memory(self, body: Mapping[str, Any]) -> tuple[Key, BackupMemory] | None:
-        meta = body["metadata"]
-        labels = meta.get("labels") or {}
-        if labels.get(COMPONENT_LABEL) != BACKUP_COMPONENT or not labels.get(INSTANCE_LABEL):
-            return None
-        key: Key = (meta["namespace"], labels[INSTANCE_LABEL])
-        return key, self.backups.setdefault(key, BackupMemory())
-
-    def _backup_changed(self, key: Key, changed: bool) -> bool:
-        if changed and key in self.workers:
-            self.workers[key].poke()
-        return changed
-
-    def job_changed(self, event: str | None, body: Mapping[str, Any]) -> bool:
-        """A watch event of a Job the operator's labels mark; True if status may change."""
-        found = self._backup_memory(body)
-        return found is not None and self._backup_changed(found[0],
-                                                          found[1].job_event(event, body))
-
-    def job_pod_changed(self, body: Mapping[str, Any]) -> bool:
-        """A pod event: a backup Job's pod (its termination message is the run's outcome)."""
-        found = self._backup_memory(body)
-        return found is not None and self._backup_changed(found[0], found[1].pod_event(body))
-
-    def cronjob_changed(self, event: str | None, body: Mapping[str, Any]) -> bool:
-        found = self._backup_memory(body)
-        return found is not None and self._backup_changed(found[0],
-                                                          found[1].cronjob_event(event, body))
-
-
-COMPONENT_LABEL, INSTANCE_LABEL = "app.kubernetes.io/component", "app.kubernetes.io/instance"
-BACKUP_COMPONENT = "backup"
-RECOVERY_COMPONENT = "recovery"
 FAST_RECHECKS = 60
 
 
@@ -362,16 +310,6 @@ def pod_workload(body: Mapping[str, Any]) -> WorkloadKey | None:
                 return WorkloadKey(meta["namespace"], "Deployment",
                                    ref["name"][:-len(suffix) - 1])
     return None
-
-
-def _reachable(status: Mapping[str, Any]) -> bool | None:
-    found = next((c for c in status.get("conditions") or []
-                  if c.get("type") == "MongoReachable"), None)
-    return None if found is None else found.get("status") == "True"
-
-
-def _last_recovery(status: Mapping[str, Any]) -> dict[str, Any]:
-    return dict((status.get("recovery") or {}).get("lastRecovery") or {})
 
 
 def _plain(body: Mapping[str, Any]) -> Body:

@@ -13,6 +13,7 @@ import pytest
 from smartid_operator.backup import observe
 from smartid_operator.backup.children import backup_cronjob
 from smartid_operator.backup.jobs import BackupMemory, JobMemory
+from smartid_operator.manifests import labels
 from smartid_operator.reconcile import desired_children
 from smartid_operator.spec import BackupSpec, parse
 from tests.unit.test_worker import FakeKube, _db, _registry, _settle
@@ -37,8 +38,7 @@ def job(name: str, outcome: str | None, *, start: float = 0, end: float = 1, uid
                                  "message": message, "lastTransitionTime": at(end)}]
     return {"metadata": {"name": name, "namespace": "ns", "uid": uid or f"uid-{name}",
                          "creationTimestamp": at(start),
-                         "labels": {"app.kubernetes.io/component": "backup",
-                                    "app.kubernetes.io/instance": "db"}},
+                         "labels": labels("db", "backup")},
             "status": status}
 
 
@@ -53,8 +53,7 @@ def pod(job_name: str, *, exit_code: int | None = None, message: str | None = No
     else:
         state = {"running": {}}
     return {"metadata": {"name": f"{job_name}-p", "namespace": "ns", "creationTimestamp": at(start),
-                         "labels": {"app.kubernetes.io/component": "backup",
-                                    "app.kubernetes.io/instance": "db"},
+                         "labels": labels("db", "backup"),
                          "ownerReferences": [{"controller": True, "kind": "Job",
                                               "name": job_name}]},
             "status": {"containerStatuses": [{"state": state}]}}
@@ -272,15 +271,17 @@ def test_each_finished_job_is_announced_once() -> None:
         registry = _registry(kube, events)
         body = _db()
         body["spec"]["backup"] = {"enabled": True, "storage": {"persistentVolumeClaim": "b"}}
-        registry.job_changed(None, job("before-start", "Complete"))  # before the database
+        # before the database
+        registry.heard("batch", "v1", "jobs", None, job("before-start", "Complete"))
         registry.observe(None, body)
         await _settle()
-        registry.job_changed("ADDED", job("b1", None))
-        registry.job_changed("MODIFIED", job("b1", "Complete", end=2))
-        registry.job_pod_changed(pod("b1", exit_code=0, message=OK))
+        registry.heard("batch", "v1", "jobs", "ADDED", job("b1", None))
+        registry.heard("batch", "v1", "jobs", "MODIFIED", job("b1", "Complete", end=2))
+        registry.heard("", "v1", "pods", "MODIFIED", pod("b1", exit_code=0, message=OK))
         await _settle()
-        registry.job_changed("MODIFIED", job("b1", "Complete", end=2))  # again: no news
-        registry.job_pod_changed(pod("b1", exit_code=0, message=OK))
+        # again: no news
+        registry.heard("batch", "v1", "jobs", "MODIFIED", job("b1", "Complete", end=2))
+        registry.heard("", "v1", "pods", "MODIFIED", pod("b1", exit_code=0, message=OK))
         await _settle()
         await registry.stop()
         return events

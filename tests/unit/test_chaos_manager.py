@@ -65,7 +65,8 @@ def make(world: World) -> tuple[Manager, ScheduleKube, FakeWorker]:
                                        event=lambda *args: world.events.append(args[2:])), 5)
     worker = FakeWorker(world.database or DB)
     registry.workers[("ns", "db")] = worker  # type: ignore[assignment]
-    chaos = Manager(registry)
+    chaos = Manager(registry, lambda key, value, verdict: worker.report(
+        "lastOutageTest", value, verdict))
     chaos.env.probe = lambda *args: FakeProbe(world)  # type: ignore[assignment,return-value]
     chaos.env.poll = chaos.env.sample = 0.01
     return chaos, kube, worker

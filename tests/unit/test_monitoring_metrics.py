@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from smartid_operator import metrics
+from smartid_operator import metrics, promises
 from smartid_operator.backup import metrics as backup_metrics
 from smartid_operator.reconcile import Result
 
@@ -22,8 +22,18 @@ def sample(name: str, **labels: str) -> float | None:
 
 
 def observe(status: dict[str, Any]) -> None:
+    """As the worker publishes a pass: the core's series, then each promise's."""
     body = {"spec": {"mongo": {"database": "smartid"}}}
-    metrics.observe(KEY, body, Result(status={"phase": "Ready", **status}, transitions=[]), 0.1)
+    published = {"phase": "Ready", **status}
+    metrics.observe(KEY, body, Result(status=published, transitions=[]), 0.1)
+    for promise in promises.load():
+        promise.published(KEY, published, promise.memory())
+
+
+def forget() -> None:
+    metrics.forget(*KEY)
+    for promise in promises.load():
+        promise.forget(KEY)
 
 
 def condition(type_: str, status: str, reason: str) -> dict[str, str]:
@@ -42,7 +52,7 @@ def test_each_condition_is_one_series_whose_reason_moves_on() -> None:
     assert sample("smartid_database_condition", type="SchemaReady",
                   reason="MigrationLocked") is None
     assert sample("smartid_database_condition", type="Ready", reason="AllConditionsMet") is None
-    metrics.forget(*KEY)
+    forget()
     assert sample("smartid_database_condition", type="SchemaReady", reason="UpToDate") is None
 
 
@@ -61,7 +71,7 @@ def test_only_an_outage_test_with_a_verdict_sets_its_series() -> None:
     assert sample("smartid_outage_test_recovery_seconds") == 1.5
     observe({"lastOutageTest": {"result": "Aborted", "run": "r3"}})
     assert sample("smartid_outage_test_passed") == 1  # an abort proves nothing either way
-    metrics.forget(*KEY)
+    forget()
     assert sample("smartid_outage_test_passed") is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from smartid_operator import promises
 from smartid_operator.errors import ConfigError
 from smartid_operator.manifests import child_name, labels
 from smartid_operator.manifests.settings import settings_config_map
@@ -48,7 +49,7 @@ def test_parse_refuses_incomplete_mongo() -> None:
 
 
 def test_settings_config_map_is_namespaced_labelled_and_carries_the_spec() -> None:
-    cm = settings_config_map("smartid", "prod", parse(DEFAULTED))
+    cm = settings_config_map("smartid", "prod", parse(DEFAULTED), promises.load())
     assert cm["metadata"] == {"name": "smartid-settings", "namespace": "prod",
                               "labels": labels("smartid", "settings")}
     assert cm["data"]["SMARTID_DATABASE"] == "smartid"

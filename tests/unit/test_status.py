@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from smartid_operator import status
+from smartid_operator.schema.observe import SCHEMA_READY
+from smartid_operator.schema.promise import PROMISE as SCHEMA_PROMISE
 from smartid_operator.status import Observation
 
 T0, T1 = "2026-11-25T10:00:00Z", "2026-11-25T10:05:00Z"
 UP = Observation(status.MONGO_REACHABLE, True, "Pinged", "ok")
 DOWN = Observation(status.MONGO_REACHABLE, False, "Unreachable", "refused")
 APPLIED = Observation(status.RESOURCES_READY, True, "Applied", "ok")
-SCHEMA = Observation(status.SCHEMA_READY, True, "UpToDate", "v3")
+SCHEMA = Observation(SCHEMA_READY, True, "UpToDate", "v3")
+REQUIRED = (*status.REQUIRED, SCHEMA_READY)  # as a pass has it with the schema promise
+MUST_FIX = status.CONFIG_ERRORS | SCHEMA_PROMISE.must_fix
 
 
 def by_type(conditions: list[dict[str, object]]) -> dict[object, dict[str, object]]:
@@ -28,9 +32,10 @@ def test_transition_time_moves_only_when_status_flips() -> None:
 
 def test_ready_is_derived_from_required_conditions() -> None:
     conds = by_type(status.apply_observations([], [UP, APPLIED, SCHEMA], now=T0,
-                                              generation=1))
+                                              generation=1, required=REQUIRED))
     assert conds["Ready"]["status"] == "True"
-    conds = by_type(status.apply_observations([], [APPLIED], now=T0, generation=1))
+    conds = by_type(status.apply_observations([], [APPLIED], now=T0, generation=1,
+                                              required=REQUIRED))
     assert conds["Ready"]["reason"] == "Reconciling"
     assert "MongoReachable, SchemaReady" in str(conds["Ready"]["message"])
     conds = by_type(status.apply_observations([], [DOWN, APPLIED], now=T0, generation=1))
@@ -39,15 +44,16 @@ def test_ready_is_derived_from_required_conditions() -> None:
 
 def test_phase_names_what_a_person_must_do() -> None:
     def phase(*obs: Observation) -> str:
-        return status.phase(status.apply_observations([], obs, now=T0, generation=1))
+        return status.phase(status.apply_observations([], obs, now=T0, generation=1,
+                                                      required=REQUIRED), MUST_FIX)
 
     assert status.phase([]) == "Pending"
     assert phase(UP, APPLIED, SCHEMA) == "Ready"
     assert phase(DOWN, APPLIED, SCHEMA) == "Degraded"
     assert phase(UP, APPLIED) == "Progressing"
-    drift = Observation(status.SCHEMA_READY, False, "ChecksumMismatch", "v1_baseline changed")
+    drift = Observation(SCHEMA_READY, False, "ChecksumMismatch", "v1_baseline changed")
     assert phase(UP, APPLIED, drift) == "Failed"
-    locked = Observation(status.SCHEMA_READY, False, "MigrationLocked", "held by pod-2")
+    locked = Observation(SCHEMA_READY, False, "MigrationLocked", "held by pod-2")
     assert phase(UP, APPLIED, locked) == "Progressing"
     assert phase(APPLIED) == "Progressing"
     missing = Observation(status.RESOURCES_READY, False, "WorkloadNotFound", "no StatefulSet")
@@ -67,11 +73,12 @@ def test_transitions_list_only_changes() -> None:
 def test_composed_status_leaves_out_what_is_not_known() -> None:
     conditions = status.apply_observations([], [DOWN, APPLIED], now=T0, generation=3)
     composed = status.compose(phase="Degraded", generation=3, conditions=conditions,
-                              children=[], schema={},
-                              mongo={"reachable": False, "version": None})
+                              children=[], mongo={"reachable": False, "version": None},
+                              sections={"schema": {}})
     assert composed["mongo"] == {"reachable": False}
     assert "schema" not in composed and composed["observedGeneration"] == 3
     # Nothing volatile: two checks with the same outcome compose the same status.
     again = status.apply_observations(conditions, [DOWN, APPLIED], now=T1, generation=3)
     assert status.compose(phase="Degraded", generation=3, conditions=again, children=[],
-                          schema={}, mongo={"reachable": False, "version": None}) == composed
+                          mongo={"reachable": False, "version": None},
+                          sections={"schema": None}) == composed

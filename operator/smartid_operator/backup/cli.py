@@ -89,6 +89,7 @@ def add_parser(sub: Any) -> None:
         description=__doc__ + "\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 verification "
                               "failed, 4 restore refused (target not empty, dump tampered)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(run=run)
     actions = parser.add_subparsers(dest="backup_action", required=True)
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -121,17 +122,17 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--keep-last", default=None,
                        help=f"always keep this many newest dumps (default: ${KEEP_ENV}; 0 = off)")
 
-    run = action("run", "dump the database, verify the dump, prune old dumps")
-    run.add_argument("--database", default=None, help=f"default: ${DB_ENV} or smartid")
-    mongo_options(run)
-    run.add_argument("--gzip", action=argparse.BooleanOptionalAction, default=None,
+    dump = action("run", "dump the database, verify the dump, prune old dumps")
+    dump.add_argument("--database", default=None, help=f"default: ${DB_ENV} or smartid")
+    mongo_options(dump)
+    dump.add_argument("--gzip", action=argparse.BooleanOptionalAction, default=None,
                      help=f"gzip the files as mongodump --gzip (default: ${GZIP_ENV} or true)")
-    run.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+    dump.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
                      help=f"restore the new dump into a scratch database and compare "
                           f"(default: ${VERIFY_ENV} or true)")
-    scratch_option(run)
-    retention_options(run)
-    run.add_argument("--termination-log", type=Path, default=None,
+    scratch_option(dump)
+    retention_options(dump)
+    dump.add_argument("--termination-log", type=Path, default=None,
                      help=f"write the outcome here as JSON (default: ${TERMINATION_ENV}, or "
                           f"{_K8S_TERMINATION_LOG} when it exists)")
 

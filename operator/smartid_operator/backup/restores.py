@@ -26,6 +26,7 @@ from smartid_operator.backup.jobs import (
     pod_state,
 )
 from smartid_operator.errors import ConfigError, KubeError
+from smartid_operator.manifests import COMPONENT_LABEL
 from smartid_operator.manifests.restore import (
     COMPONENT,
     KIND,
@@ -35,8 +36,8 @@ from smartid_operator.manifests.restore import (
     restore_job,
     source_s3,
 )
+from smartid_operator.promise import Operator
 from smartid_operator.spec import DatabaseSpec, parse
-from smartid_operator.worker import COMPONENT_LABEL, Registry
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -133,8 +134,8 @@ class Tracked:
 
 
 class Restores:
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self, operator: Operator) -> None:
+        self.operator = operator
         self.tracked: dict[Key, Tracked] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -201,7 +202,7 @@ class Restores:
     async def _sync_locked(self, key: Key, entry: Tracked) -> None:
         body = entry.body
         assert body is not None
-        ctx = self.registry.context
+        ctx = self.operator.context
         previous = body.get("status") or {}
         job_gone = entry.job_deleted
         if entry.job is None and previous.get("phase") == RUNNING and not job_gone:
@@ -229,11 +230,11 @@ class Restores:
             self._sync_soon(key, RETRY_PENDING)
 
     def _database(self, namespace: str, name: str) -> DatabaseSpec | None:
-        worker = self.registry.workers.get((namespace, name))
-        if worker is None:
+        body = self.operator.database((namespace, name))
+        if body is None:
             return None
         try:
-            return parse(worker.body.get("spec") or {})
+            return parse(body.get("spec") or {})
         except ConfigError:
             return None
 
@@ -244,7 +245,7 @@ class Restores:
             return
         reason = {RUNNING: "RestoreStarted", SUCCEEDED: "RestoreSucceeded",
                   FAILED: "RestoreFailed"}[str(phase)]
-        self.registry.hooks.event(body, "Warning" if phase == FAILED else "Normal", reason,
+        self.operator.event(body, "Warning" if phase == FAILED else "Normal", reason,
                                   str(after.get("message", "")))
 
 

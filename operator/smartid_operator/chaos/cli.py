@@ -20,24 +20,25 @@ SCENARIOS_ENV = "SMARTID_CHAOS_SCENARIOS"
 
 def add_parser(sub: Any) -> None:
     chaos = sub.add_parser("chaos", help="chaos outage tests: run a scenario; the writer Job")
+    chaos.set_defaults(run=run)
     actions = chaos.add_subparsers(dest="chaos_action", required=True)
-    run = actions.add_parser(
+    run_verb = actions.add_parser(
         "run", help="run a scenario through the operator and report",
         description="Create the scenario's SmartIDOutageTest runs one after the other, print "
                     "their progress and the result table, and download each run's report.json "
                     "and timeline.png. exit codes: 0 all Passed, 1 not all Passed, 2 usage, "
                     "3 a run did not finish in time (aborted)")
-    run.add_argument("scenario", help="a scenario file, or a name in ./chaos (short, medium, "
-                                      "long, cycles)")
-    run.add_argument("-n", "--namespace", default="smartid")
-    run.add_argument("-d", "--database", default="smartid",
+    run_verb.add_argument("scenario", help="a scenario file, or a shipped one by name (short, "
+                                      "medium, long, extended, cycles, demo)")
+    run_verb.add_argument("-n", "--namespace", default="smartid")
+    run_verb.add_argument("-d", "--database", default="smartid",
                      help="the SmartIDDatabase to test (default %(default)s)")
-    run.add_argument("--kubeconfig", help="default $KUBECONFIG or ~/.kube/config")
-    run.add_argument("--context", help="kube context (default: the current one)")
-    run.add_argument("-o", "--output", type=Path, default=Path("reports/chaos"),
+    run_verb.add_argument("--kubeconfig", help="default $KUBECONFIG or ~/.kube/config")
+    run_verb.add_argument("--context", help="kube context (default: the current one)")
+    run_verb.add_argument("-o", "--output", type=Path, default=Path("reports/chaos"),
                      help="where reports and pictures go, one folder per run "
                           "(default %(default)s)")
-    run.add_argument("--outage-seconds", type=int,
+    run_verb.add_argument("--outage-seconds", type=int,
                      help="override the scenario's outage length (5-3600)")
 
     write = actions.add_parser("write", help="the writer Job: write a run's recordings and "

@@ -1,9 +1,9 @@
 """The runs inside the operator: one task per run, aborts, recovery after a restart, the
 start-up sweep of workloads left scaled down, and ``spec.chaos.schedule``.
 
-Kopf delivers the runs' watch events (``observe``); the databases come from the worker
-registry (``worker.py``), whose workers stay the only writers of the databases' status: a
-run's outcome reaches ``status.lastOutageTest`` through ``Worker.report``.
+Kopf delivers the runs' watch events (``observe``, through ``promise.py``); the databases come
+from the running operator (``promise.Operator``), whose workers stay the only writers of the
+databases' status: a run's outcome reaches ``status.lastOutageTest`` through ``report``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import asyncio
 import copy
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from smartid_operator.chaos import PLURAL
 from smartid_operator.chaos.children import scheduled_run
-from smartid_operator.chaos.engine.env import Body, Env, Key, Refusal
+from smartid_operator.chaos.engine.env import Env, Key, Refusal
 from smartid_operator.chaos.engine.executor import Execution
 from smartid_operator.chaos.engine.model import (
     ABORTED,
@@ -30,13 +30,14 @@ from smartid_operator.chaos.engine.model import (
 from smartid_operator.chaos.engine.recover import recover, restore_from_annotation
 from smartid_operator.chaos.schedule import KEEP_SCHEDULED, SCHEDULED_LABEL, due
 from smartid_operator.errors import ConfigError, KubeError
+from smartid_operator.promise import Operator
 from smartid_operator.spec import parse
 from smartid_operator.status import Observation
-from smartid_operator.worker import Registry
 
 log = logging.getLogger(__name__)
 LOOP_INTERVAL = 2.0  # seconds between sweeps and schedule checks
 STOP_GRACE = 60.0  # how long shutdown waits for runs to give the replicas back
+Report = Callable[[Key, dict[str, Any], Observation | None], None]  # to the database's status
 
 
 @dataclass
@@ -49,13 +50,12 @@ class Entry:
 
 
 class Manager:
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        ctx = registry.context
+    def __init__(self, operator: Operator, report: Report) -> None:
+        self.operator = operator
+        ctx = operator.context
         self.env = Env(kube=ctx.kube, in_kube=ctx.in_kube_pool, pool=ctx.pool,
-                       image=ctx.image,
-                       event=registry.hooks.event, database=self._database,
-                       database_status=self._database_status, report=self._report,
+                       image=ctx.image, event=operator.event, database=operator.database,
+                       database_status=operator.status, report=report,
                        active_run=self._active_run)
         self.tasks: dict[Key, Entry] = {}
         self.runs: dict[Key, dict[str, Any]] = {}  # every run as last seen
@@ -63,21 +63,6 @@ class Manager:
         self.swept: set[Key] = set()  # databases whose workload was checked since start
         self.schedule_since: dict[Key, datetime.datetime] = {}
         self.loop: asyncio.Task[None] | None = None
-
-    # -- the databases, through the registry -------------------------------------------------
-
-    def _database(self, key: Key) -> Body | None:
-        worker = self.registry.workers.get(key)
-        return None if worker is None else worker.body
-
-    def _database_status(self, key: Key) -> Body:
-        worker = self.registry.workers.get(key)
-        return {} if worker is None else worker.status
-
-    def _report(self, key: Key, value: dict[str, Any], observation: Observation | None) -> None:
-        worker = self.registry.workers.get(key)
-        if worker is not None:
-            worker.report("lastOutageTest", value, observation)
 
     def _active_run(self, db: Key, exclude: str) -> str | None:
         for (ns, name), entry in self.tasks.items():
@@ -192,7 +177,7 @@ class Manager:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(LOOP_INTERVAL)
-            for key in list(self.registry.workers):
+            for key in self.operator.databases():
                 try:
                     await self._sweep(key)
                     await self._schedule(key)
@@ -206,7 +191,7 @@ class Manager:
         was deleted meanwhile, or a restore that kept failing): give its replicas back."""
         if key in self.swept or self._active_run(key, "") is not None:
             return
-        body = self._database(key)
+        body = self.operator.database(key)
         if body is None:
             return
         ref = parse(body["spec"]).mongo.workload
@@ -217,7 +202,7 @@ class Manager:
                         ref.name, note.get("run"))
 
     async def _schedule(self, key: Key) -> None:
-        body = self._database(key)
+        body = self.operator.database(key)
         if body is None:
             return
         chaos = parse(body["spec"]).chaos

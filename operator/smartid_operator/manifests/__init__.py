@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 MANAGED_BY = "smartid-operator"
+COMPONENT_LABEL, INSTANCE_LABEL = "app.kubernetes.io/component", "app.kubernetes.io/instance"
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
 
 
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -22,9 +24,9 @@ def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
 def labels(instance: str, component: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "smartid",
-        "app.kubernetes.io/instance": instance,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        INSTANCE_LABEL: instance,
+        COMPONENT_LABEL: component,
+        MANAGED_LABEL: MANAGED_BY,
     }
 
 
@@ -32,3 +34,12 @@ def child_name(instance: str, suffix: str) -> str:
     """``<instance>-<suffix>``, kept within the 63 characters a label value allows."""
     name = f"{instance}-{suffix}"
     return name if len(name) <= 63 else f"{instance[:62 - len(suffix)]}-{suffix}"
+
+
+def instance_of(body: Mapping[str, Any], component: str) -> tuple[str, str] | None:
+    """The database (namespace, name) whose ``component`` an object is, by its labels."""
+    meta = body["metadata"]
+    found = meta.get("labels") or {}
+    if found.get(COMPONENT_LABEL) != component or not found.get(INSTANCE_LABEL):
+        return None
+    return meta["namespace"], found[INSTANCE_LABEL]

@@ -16,18 +16,19 @@ from smartid_operator.manifests import child_name, labels
 from smartid_operator.manifests.pods import Container, operator_pod
 from smartid_operator.spec import DatabaseSpec
 
+COMPONENT = "recovery"
 STORAGE = "/recordings"
 METRICS_PORT = 8080
 
 
 def agent_name(instance: str) -> str:
-    return child_name(instance, "recovery")
+    return child_name(instance, COMPONENT)
 
 
 def recovery_agent(instance: str, namespace: str, spec: DatabaseSpec,
                    image: str) -> dict[str, Any]:
     assert spec.recovery.claim is not None  # the CRD requires it when recovery is enabled
-    selector = labels(instance, "recovery")
+    selector = labels(instance, COMPONENT)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -16,8 +16,9 @@ from typing import Any
 from smartid_operator import mongo
 from smartid_operator.schema.engine import Engine, MigrationError, SchemaState
 from smartid_operator.spec import DatabaseSpec
-from smartid_operator.status import SCHEMA_READY, Observation
+from smartid_operator.status import Observation
 
+SCHEMA_READY = "SchemaReady"  # every migration up to spec.schema.version applied, none drifted
 LEASE_SECONDS = 30.0
 
 
