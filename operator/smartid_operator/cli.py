@@ -40,7 +40,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """``run`` and every promise's verbs; each verb's parser sets ``handler``."""
     parser = argparse.ArgumentParser(prog="smartid-operator", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,11 +61,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="image of the recovery agents (default $SMARTID_OPERATOR_IMAGE, else "
                           "the operator's own pod's image)")
     run.add_argument("-v", "--verbose", action="store_true")
-    run.set_defaults(run=_run)
+    run.set_defaults(handler=_run)
     for verbs in promises.verbs():
         verbs.add_parser(sub)
-    args = parser.parse_args(argv)
-    code: int = args.run(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.handler(args)
     return code
 
 

@@ -8,7 +8,7 @@ A promise is a package (``schema``, ``backup``, ``recovery``, ``chaos``) with th
   conditions;
 * ``children.py`` - pure builders of the Kubernetes objects it needs;
 * ``engine/``     - the code that runs in its own pod, Job or CLI (its ``__init__`` says which);
-* ``cli.py``      - its ``smartid-operator`` verbs (``add_parser``; each verb sets ``run``).
+* ``cli.py``      - its ``smartid-operator`` verbs (``add_parser``; each verb sets ``handler``).
 
 The catalogue (``promises.py``) lists the installed ones; nothing in the core names one, so a
 fifth promise is a new package and a name there.

@@ -28,5 +28,5 @@ def load() -> tuple[Promise, ...]:
 
 
 def verbs() -> list[ModuleType]:
-    """Each promise's ``cli`` module: ``add_parser(subparsers)``, each verb setting ``run``."""
+    """Each promise's ``cli`` module: ``add_parser(subparsers)``, each verb setting ``handler``."""
     return [importlib.import_module(f"smartid_operator.{name}.cli") for name in INSTALLED]

@@ -89,7 +89,7 @@ def add_parser(sub: Any) -> None:
         description=__doc__ + "\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 verification "
                               "failed, 4 restore refused (target not empty, dump tampered)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
     actions = parser.add_subparsers(dest="backup_action", required=True)
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:

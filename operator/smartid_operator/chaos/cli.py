@@ -20,7 +20,7 @@ SCENARIOS_ENV = "SMARTID_CHAOS_SCENARIOS"
 
 def add_parser(sub: Any) -> None:
     chaos = sub.add_parser("chaos", help="chaos outage tests: run a scenario; the writer Job")
-    chaos.set_defaults(run=run)
+    chaos.set_defaults(handler=run)
     actions = chaos.add_subparsers(dest="chaos_action", required=True)
     run_verb = actions.add_parser(
         "run", help="run a scenario through the operator and report",

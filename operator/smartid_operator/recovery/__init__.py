@@ -1,6 +1,15 @@
-"""Recovery: recordings and segments that reach storage while Mongo is down are indexed once
-it answers again. ``contract`` is the storage layout any writer can follow; ``writer`` our
-library for it; ``reindexer`` one pass; ``agent`` the loop the operator deploys per database.
+"""The recovery promise: recordings and segments that reach storage while Mongo is down are
+indexed once it answers again. Where each module runs:
+
+* ``promise.py``  - operator: its door for the core (``promise.Promise``);
+* ``observe.py``  - operator, pure: ``Recovered`` and ``status.recovery`` from the agent's
+  report, which the pass reads from Mongo;
+* ``children.py`` - pure: the agent's Deployment;
+* ``engine/``     - the agent's pod (``recovery agent``), ``reindex`` on a laptop, and the
+  pipeline's own process (``writer``, the library for the storage ``contract``);
+* ``cli.py``      - ``smartid-operator reindex`` and ``smartid-operator recovery agent | status``.
+
+Re-exported: the writer library and the reindexer, for pipelines and tools.
 """
 
 from smartid_operator.recovery.engine.contract import ContractError, Segment

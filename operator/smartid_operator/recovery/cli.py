@@ -65,7 +65,7 @@ def add_parser(sub: Any) -> None:
         description="One recovery pass: recordings on storage that Mongo lacks, and the "
                     "segment spool. exit codes: 0 ok, 1 failed, 2 usage, 3 done but some "
                     "inputs were skipped (listed)")
-    reindex.set_defaults(run=run)
+    reindex.set_defaults(handler=run)
     _common(reindex)
     _storage(reindex)
     # A one-shot pass has no memory of the tree: it always compares everything (a full
@@ -74,7 +74,7 @@ def add_parser(sub: Any) -> None:
     reindex.add_argument("--json", action="store_true", help="print the report as JSON")
 
     recovery = sub.add_parser("recovery", help="the recovery agent and its report")
-    recovery.set_defaults(run=run)
+    recovery.set_defaults(handler=run)
     actions = recovery.add_subparsers(dest="recovery_action", required=True)
     agent = actions.add_parser("agent", help="run the recovery agent (a long-running loop)")
     _common(agent)

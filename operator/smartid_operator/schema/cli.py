@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
         "migrate", help="plan, apply or inspect schema migrations",
         description=f"{__doc__}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
     parser.add_argument("action", choices=["plan", "apply", "status", "rollback", "repair"])
     parser.add_argument("--uri", default=os.environ.get("SMARTID_MONGO_URI"),
                         help="MongoDB URI (default: $SMARTID_MONGO_URI)")

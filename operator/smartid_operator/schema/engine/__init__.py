@@ -1,4 +1,9 @@
-"""Schema migrations: versioned, checksummed, applied exactly once under a lease lock."""
+"""The migration engine (runs in the operator's migration pool and in ``smartid-operator
+migrate``): versioned, checksummed migrations applied exactly once under a lease lock.
+
+``migrate`` plans, applies and checks them; ``steps`` the declarative steps; ``model`` a
+migration; ``catalog`` and ``versions/`` the migrations themselves.
+"""
 
 from smartid_operator.schema.engine.migrate import (
     ChecksumDrift,
