@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
     if not OPTIONS.image and not (os.environ.get("POD_NAME") and os.environ.get("POD_NAMESPACE")):
         # In a pod, the agents and Jobs run the pod's own image; elsewhere nothing says which.
         print("run: --agent-image (or $SMARTID_OPERATOR_IMAGE) is required outside a pod: the "
-              "image the recovery agents and the Jobs run", file=sys.stderr)
+              "image the agents and the Jobs run", file=sys.stderr)
         return 2
     from smartid_operator import handlers  # noqa: F401  (registers the handlers)
 
@@ -58,8 +58,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz",
                      help="liveness endpoint URL, '' to disable (default %(default)s)")
     run.add_argument("--agent-image", default=OPTIONS.image,
-                     help="image of the recovery agents (default $SMARTID_OPERATOR_IMAGE, else "
-                          "the operator's own pod's image)")
+                     help="image of the agents and Jobs the operator runs (default "
+                          "$SMARTID_OPERATOR_IMAGE, else the operator's own pod's image)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(handler=_run)
     for verbs in promises.verbs():

@@ -26,7 +26,7 @@ from smartid_operator.worker import Hooks, Registry
 
 T = TypeVar("T")
 MANAGED = {MANAGED_LABEL: MANAGED_BY}
-KUBE_THREADS, MIGRATION_THREADS = 16, 4
+KUBE_THREADS, BLOCKING_THREADS = 16, 4
 
 
 def _in(pool: ThreadPoolExecutor) -> Callable[[Callable[[], T]], Any]:
@@ -62,12 +62,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.scanning.disabled = not (OPTIONS.clusterwide or any(
         set(pattern) & set("*?[!,") for pattern in OPTIONS.namespaces))
     # Kubernetes calls are short and bounded (kube.TIMEOUT); health checks are async and
-    # hold no thread; migrations (a blocking engine) get their own pool so a slow database
-    # never takes the threads every other database needs to read its Secret.
+    # hold no thread; a promise's blocking engine (the migrations) gets its own pool so a
+    # slow database never takes the threads every other database needs to read its Secret.
     kube = Kube(load_api_client())
     context = Context(kube=kube, pool=mongo.Pool(),
                       in_kube_pool=_in(ThreadPoolExecutor(KUBE_THREADS, "kube")),
-                      in_migration_pool=_in(ThreadPoolExecutor(MIGRATION_THREADS, "migrations")),
+                      in_blocking_pool=_in(ThreadPoolExecutor(BLOCKING_THREADS, "blocking")),
                       owner=OPTIONS.identity, image=_own_image(kube))
     hooks = Hooks(adopt=_adopt, event=_event)
     memo.registry = Registry(context, hooks, OPTIONS.health_interval)

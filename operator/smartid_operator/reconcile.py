@@ -37,7 +37,7 @@ class Context:
     kube: Kube
     pool: mongo.Pool
     in_kube_pool: Blocking[Any]
-    in_migration_pool: Blocking[Any]
+    in_blocking_pool: Blocking[Any]
     owner: str = "smartid-operator"
     image: str = "smartid-operator"  # the operator's own image, for the agents it runs
     promises: Sequence[Promise] = field(default_factory=installed.load)
@@ -163,7 +163,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
             view = await promise.observe(Look(
                 key=(namespace, name), spec=spec, previous=current, memory=memory(promise),
                 handle=handle if reach.ok else None, resources=resources, now=moment,
-                owner=f"{ctx.owner}/{namespace}/{name}", in_blocking_pool=ctx.in_migration_pool))
+                owner=f"{ctx.owner}/{namespace}/{name}", in_blocking_pool=ctx.in_blocking_pool))
             if view is None:  # switched off: a capability leaves no condition behind
                 old_conditions = [c for c in old_conditions
                                   if c.get("type") not in promise.conditions]

@@ -60,7 +60,7 @@ class FakeWorker:
 def make(world: World) -> tuple[Manager, ScheduleKube, FakeWorker]:
     kube = ScheduleKube(world)
     context = Context(kube=kube, pool=mongo.Pool(), in_kube_pool=inline,  # type: ignore[arg-type]
-                      in_migration_pool=inline, image="img:1")
+                      in_blocking_pool=inline, image="img:1")
     registry = Registry(context, Hooks(adopt=lambda child, owner: None,
                                        event=lambda *args: world.events.append(args[2:])), 5)
     worker = FakeWorker(world.database or DB)

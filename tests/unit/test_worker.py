@@ -146,7 +146,7 @@ class RefusingKube(FakeKube):
 def _pass(kube: FakeKube, body: dict[str, Any]) -> Result:
     async def one() -> Result:
         context = Context(kube=kube, pool=mongo.Pool(),  # type: ignore[arg-type]
-                          in_kube_pool=inline, in_migration_pool=inline)
+                          in_kube_pool=inline, in_blocking_pool=inline)
         try:
             return await reconcile(context, body, {}, Children(), adopt=lambda child: None)
         finally:

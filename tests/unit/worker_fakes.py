@@ -58,7 +58,7 @@ async def inline(fn: Callable[[], Any]) -> Any:
 
 def registry_for(kube: FakeKube, events: list[tuple[str, str]]) -> Registry:
     context = Context(kube=kube, pool=mongo.Pool(),  # type: ignore[arg-type]
-                      in_kube_pool=inline, in_migration_pool=inline)
+                      in_kube_pool=inline, in_blocking_pool=inline)
     hooks = Hooks(adopt=lambda child, owner: None,
                   event=lambda body, type_, reason, message: events.append(
                       (type_, message.split(" is ")[0])))
