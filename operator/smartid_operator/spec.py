@@ -152,14 +152,11 @@ class DatabaseSpec:
 
 # -- SmartIDRestore -----------------------------------------------------------------------------
 
-LATEST, LATEST_VERIFIED = "latest", "latest-verified"
-
-
 @dataclass(frozen=True)
 class RestoreSpec:
     database: str  # the SmartIDDatabase whose Secret and (without source_s3) storage are used
     target_database: str
-    dump: str = LATEST_VERIFIED  # a dump's name, LATEST or LATEST_VERIFIED
+    dump: str = "latest-verified"  # or a dump's name, or "latest"
     source_s3: S3Spec | None = field(default=None, metadata=at("source.s3"))
     drop: bool = False
 
