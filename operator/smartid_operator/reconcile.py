@@ -11,7 +11,6 @@ import datetime
 import functools
 import hashlib
 import json
-import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,7 +22,7 @@ from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.kube import Kube, Manifest
 from smartid_operator.manifests.settings import settings_config_map
 from smartid_operator.promise import Event, Look, Promise
-from smartid_operator.spec import DatabaseSpec, parse
+from smartid_operator.spec import DatabaseSpec, invalid_fields, parse
 from smartid_operator.status import Observation, Transition
 
 T = TypeVar("T")
@@ -194,18 +193,6 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
                   config_error=config_error, unavailable=unavailable,
                   latency_ms=health.latency_ms if health else None, recheck_after=recheck,
                   events=events)
-
-
-def invalid_fields(spec: DatabaseSpec) -> str | None:
-    """What the CRD's schema cannot check but a child's API server would refuse (422): said
-    before applying, naming the field of the SmartIDDatabase."""
-    zone = spec.backup.time_zone
-    if spec.backup.enabled and zone is not None:
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            return f"spec.backup.timeZone: {zone!r} is not a time zone of the IANA database"
-    return None
 
 
 async def _converge(ctx: Context, namespace: str, name: str, spec: DatabaseSpec,

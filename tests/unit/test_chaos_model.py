@@ -30,6 +30,7 @@ from smartid_operator.chaos.engine.timeline import Timeline, availability, cumul
 from smartid_operator.recovery.engine import contract
 from smartid_operator.spec import ChaosSpec
 from smartid_operator.spec import parse as parse_spec
+from smartid_operator.spec import parse_outage_test as parse_run
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
@@ -43,9 +44,9 @@ def at(seconds: float) -> datetime.datetime:
 
 def test_a_run_overrides_the_database_defaults_field_by_field() -> None:
     chaos = ChaosSpec(outage_seconds=30, recordings=50, segments_per_recording=20)
-    assert resolve({"database": "db"}, chaos) == Settings(30, 50, 20, 300)
-    assert resolve({"outageSeconds": 7, "segmentsPerRecording": 0,
-                    "recoveryTimeoutSeconds": 9}, chaos) == Settings(7, 50, 0, 9)
+    assert resolve(parse_run({"database": "db"}), chaos) == Settings(30, 50, 20, 300)
+    assert resolve(parse_run({"database": "db", "outageSeconds": 7, "segmentsPerRecording": 0,
+                              "recoveryTimeoutSeconds": 9}), chaos) == Settings(7, 50, 0, 9)
     assert Settings(7, 50, 20).segments == 1000
 
 

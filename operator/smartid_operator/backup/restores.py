@@ -34,10 +34,9 @@ from smartid_operator.manifests.restore import (
     RESTORE_LABEL,
     job_name,
     restore_job,
-    source_s3,
 )
 from smartid_operator.promise import Operator
-from smartid_operator.spec import DatabaseSpec, parse
+from smartid_operator.spec import DatabaseSpec, RestoreSpec, parse, parse_restore
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -57,7 +56,7 @@ class Decision:
 def decide(body: Mapping[str, Any], database: DatabaseSpec | None, job: JobState | None,
            pod: PodState | None, *, job_gone: bool, now: datetime.datetime) -> Decision:
     """The restore's next status (pure). ``job_gone``: the Job this restore started is gone."""
-    meta, spec = body["metadata"], body["spec"]
+    meta, spec = body["metadata"], parse_restore(body["spec"])
     previous = dict(body.get("status") or {})
     base = {"observedGeneration": meta.get("generation"), "job": job_name(meta["name"])}
     if previous.get("phase") in TERMINAL:
@@ -75,12 +74,12 @@ def decide(body: Mapping[str, Any], database: DatabaseSpec | None, job: JobState
                                    completionTime=iso(now)))
         if database is None:
             return Decision(status(PENDING, "DatabaseNotFound",
-                                   f"SmartIDDatabase {spec['database']} is not in this "
+                                   f"SmartIDDatabase {spec.database} is not in this "
                                    f"namespace (yet)"), retry=True)
         if database.backup.claim is None and database.backup.s3 is None and \
-                source_s3(spec) is None:
+                spec.source_s3 is None:
             return Decision(status(FAILED, "NoBackupStorage",
-                                   f"SmartIDDatabase {spec['database']} names no "
+                                   f"SmartIDDatabase {spec.database} names no "
                                    f"spec.backup.storage (persistentVolumeClaim or s3) and "
                                    f"this restore no spec.source.s3 to restore from",
                                    completionTime=iso(now)))
@@ -93,8 +92,8 @@ def decide(body: Mapping[str, Any], database: DatabaseSpec | None, job: JobState
              "counts": restored.get("counts")}
     if job.outcome == SUCCEEDED:
         return Decision(status(SUCCEEDED, "Restored",
-                               f"restored {restored.get('dump', spec.get('dump'))} into "
-                               f"{spec['targetDatabase']}: {restored.get('documents', '?')} "
+                               f"restored {restored.get('dump', spec.dump)} into "
+                               f"{spec.target_database}: {restored.get('documents', '?')} "
                                f"documents, counts and indexes checked against the manifest",
                                completionTime=iso(job.finished), **extra))
     if job.outcome == FAILED:
@@ -112,10 +111,9 @@ def decide(body: Mapping[str, Any], database: DatabaseSpec | None, job: JobState
     return Decision(status(RUNNING, "Restoring", _what(spec), startTime=extra["startTime"]))
 
 
-def _what(spec: Mapping[str, Any]) -> str:
-    return (f"restoring {spec.get('dump') or 'latest-verified'} of {spec['database']} into "
-            f"{spec['targetDatabase']}" + (" (replacing the dumped collections)"
-                                           if spec.get("drop") else ""))
+def _what(spec: RestoreSpec) -> str:
+    return (f"restoring {spec.dump} of {spec.database} into {spec.target_database}"
+            + (" (replacing the dumped collections)" if spec.drop else ""))
 
 
 def _log_end(pod: PodState | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from smartid_operator import GROUP, VERSION
 from smartid_operator.backup.children import backup_pod_spec
 from smartid_operator.manifests import labels
-from smartid_operator.spec import DatabaseSpec, S3Spec, parse_s3
+from smartid_operator.spec import DatabaseSpec, RestoreSpec, parse_restore
 
 COMPONENT = "restore"
 RESTORE_LABEL = "smartid.io/restore"
@@ -22,19 +22,14 @@ def job_name(restore: str) -> str:
     return f"{restore}-restore"
 
 
-def restore_args(spec: Mapping[str, Any]) -> list[str]:
-    args = ["backup", "restore", str(spec.get("dump") or "latest-verified"),
-            f"--target-database={spec['targetDatabase']}"]
-    return [*args, "--drop"] if spec.get("drop") else args
-
-
-def source_s3(spec: Mapping[str, Any]) -> S3Spec | None:
-    return parse_s3((spec.get("source") or {}).get("s3"))
+def restore_args(spec: RestoreSpec) -> list[str]:
+    args = ["backup", "restore", spec.dump, f"--target-database={spec.target_database}"]
+    return [*args, "--drop"] if spec.drop else args
 
 
 def restore_job(restore: Mapping[str, Any], database: DatabaseSpec, image: str) -> dict[str, Any]:
-    meta = restore["metadata"]
-    selector = {**labels(restore["spec"]["database"], COMPONENT), RESTORE_LABEL: meta["name"]}
+    meta, spec = restore["metadata"], parse_restore(restore["spec"])
+    selector = {**labels(spec.database, COMPONENT), RESTORE_LABEL: meta["name"]}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -49,9 +44,8 @@ def restore_job(restore: Mapping[str, Any], database: DatabaseSpec, image: str) 
             "activeDeadlineSeconds": database.backup.active_deadline_seconds,
             "template": {
                 "metadata": {"labels": selector},
-                "spec": backup_pod_spec(restore["spec"]["database"], database, image, "restore",
-                                        restore_args(restore["spec"]), read_only=True,
-                                        s3=source_s3(restore["spec"])),
+                "spec": backup_pod_spec(spec.database, database, image, "restore",
+                                        restore_args(spec), read_only=True, s3=spec.source_s3),
             },
         },
     }

@@ -61,6 +61,7 @@ from smartid_operator.chaos.engine.preconditions import Plan, adopt, check
 from smartid_operator.chaos.engine.probe import RECORDINGS, SEGMENTS, Found, Probe
 from smartid_operator.chaos.engine.timeline import Timeline, availability, cumulative, render
 from smartid_operator.errors import ConfigError, KubeError
+from smartid_operator.spec import parse_outage_test
 from smartid_operator.status import Observation
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Execution:
         self.run = run
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
-        self.database: str = run["spec"]["database"]
+        self.database = parse_outage_test(run["spec"]).database
         self.db_key: Key = (self.namespace, self.database)
         self.status: dict[str, Any] = {}
         self.timings = Timings()

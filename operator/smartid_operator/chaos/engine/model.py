@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smartid_operator import clock
-from smartid_operator.spec import ChaosSpec
+from smartid_operator.spec import ChaosSpec, OutageTestSpec
 
 PASSED, FAILED, REFUSED, ABORTED = "Passed", "Failed", "Refused", "Aborted"
 PENDING, RUNNING = "Pending", "Running"
@@ -32,7 +32,7 @@ class Settings:
     outage_seconds: int
     recordings: int
     segments_per_recording: int
-    recovery_timeout_seconds: int = 300
+    recovery_timeout_seconds: int = OutageTestSpec.recovery_timeout_seconds
 
     @property
     def segments(self) -> int:
@@ -56,15 +56,16 @@ class Settings:
                 "deadlineSeconds": self.deadline_seconds}
 
 
-def resolve(run_spec: Mapping[str, Any], chaos: ChaosSpec) -> Settings:
+def resolve(run: OutageTestSpec, chaos: ChaosSpec) -> Settings:
     """The run's own values where it gives them, else the database's ``spec.chaos``."""
+    def own(value: int | None, default: int) -> int:
+        return default if value is None else value
+
     return Settings(
-        outage_seconds=int(run_spec.get("outageSeconds") or chaos.outage_seconds),
-        recordings=int(run_spec.get("recordings") or chaos.recordings),
-        segments_per_recording=int(run_spec["segmentsPerRecording"]
-                                   if run_spec.get("segmentsPerRecording") is not None
-                                   else chaos.segments_per_recording),
-        recovery_timeout_seconds=int(run_spec.get("recoveryTimeoutSeconds") or 300))
+        outage_seconds=own(run.outage_seconds, chaos.outage_seconds),
+        recordings=own(run.recordings, chaos.recordings),
+        segments_per_recording=own(run.segments_per_recording, chaos.segments_per_recording),
+        recovery_timeout_seconds=run.recovery_timeout_seconds)
 
 
 # -- ids ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from smartid_operator.chaos.engine.env import Body, Env, Key, Refusal, describe
 from smartid_operator.chaos.engine.model import Settings, resolve
 from smartid_operator.chaos.engine.probe import Probe
 from smartid_operator.errors import ConfigError, KubeError
-from smartid_operator.spec import DatabaseSpec, WorkloadRef, parse
+from smartid_operator.spec import DatabaseSpec, WorkloadRef, parse, parse_outage_test
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _run_key(run: Body) -> Key:
 
 
 def _db_key(run: Body) -> Key:
-    return run["metadata"]["namespace"], run["spec"]["database"]
+    return run["metadata"]["namespace"], parse_outage_test(run["spec"]).database
 
 
 async def adopt(env: Env, run: Body) -> None:
@@ -61,7 +61,8 @@ async def adopt(env: Env, run: Body) -> None:
 
 async def check(env: Env, run: Body) -> Plan:
     """What a run needs before it may touch anything; a Refusal says what is missing."""
-    (ns, name), db = _run_key(run), run["spec"]["database"]
+    run_spec = parse_outage_test(run["spec"])
+    (ns, name), db = _run_key(run), run_spec.database
     db_key = (ns, db)
     other = env.active_run(db_key, name)
     if other is not None:
@@ -87,7 +88,7 @@ async def check(env: Env, run: Body) -> Plan:
         raise Refusal("RecoveryDisabled",
                       f"SmartIDDatabase {db} has spec.recovery.enabled false: nothing would "
                       f"index the writes made during the outage")
-    settings = resolve(run["spec"], spec.chaos)
+    settings = resolve(run_spec, spec.chaos)
     ref = spec.mongo.workload
     try:
         workload = await env.call(env.kube.workload, ns, ref)

@@ -10,7 +10,7 @@ from typing import Any
 from smartid_operator.chaos import ANNOTATION, KIND, PLURAL
 from smartid_operator.chaos.engine.env import Body, Env, describe
 from smartid_operator.chaos.engine.model import ABORTED, Timings, last_outage_test
-from smartid_operator.spec import WorkloadRef, parse
+from smartid_operator.spec import WorkloadRef, parse, parse_outage_test
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ async def recover(env: Env, run: Body) -> None:
     """A run found Running with no task (the operator restarted mid-run): restore the
     replicas its annotation recorded and mark it Aborted."""
     meta = run["metadata"]
-    namespace, name, database = meta["namespace"], meta["name"], run["spec"]["database"]
+    namespace, name = meta["namespace"], meta["name"]
+    database = parse_outage_test(run["spec"]).database
     status = dict(run.get("status") or {})
     body = await env.database_body((namespace, database))
     restored = "the workload carried no outage annotation (nothing to restore)"

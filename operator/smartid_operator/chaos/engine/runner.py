@@ -127,10 +127,12 @@ def execute(kube: Kube, scenario: Scenario, namespace: str, database: str, out: 
 def _bound(scenario: Scenario) -> float:
     """What the runner waits for one run: the operator's own bound plus a margin."""
     from smartid_operator.chaos.engine.model import Settings
+    from smartid_operator.spec import OutageTestSpec
 
     settings = Settings(scenario.outage_seconds, scenario.recordings,
                         scenario.segments_per_recording,
-                        scenario.recovery_timeout_seconds or 300)
+                        scenario.recovery_timeout_seconds
+                        or OutageTestSpec.recovery_timeout_seconds)
     return settings.deadline_seconds + 120.0
 
 
