@@ -95,7 +95,7 @@ CASES: list[tuple[str, dict[str, Any] | None, str]] = [
     ("day of month 32", with_("backup.schedule", "0 2 32 * *"), "spec.backup.schedule"),
     ("day of month 0", with_("backup.schedule", "0 2 0 * *"), "spec.backup.schedule"),
     ("month 13", with_("backup.schedule", "0 2 * 13 *"), "spec.backup.schedule"),
-    ("weekday 8", with_("backup.schedule", "0 2 * * 8"), "spec.backup.schedule"),
+    ("weekday 7", with_("backup.schedule", "0 2 * * 7"), "day of week 0-6"),
     ("step zero", with_("backup.schedule", "*/0 * * * *"), "spec.backup.schedule"),
     ("chaos hour 25", {**with_("chaos.schedule", "0 25 * * *"),
                        "chaos": {"allowDisruption": True, "schedule": "0 25 * * *"}},
@@ -137,7 +137,7 @@ def test_a_name_too_long_for_the_children_is_refused(
 
 
 @pytest.mark.parametrize("schedule", ["0 2 * * *", "*/15 * * * *", "0 0 1,15 * MON-FRI",
-                                      "30 23 31 12 7", "5-10/2 0-23 1-31 1-12 0-6",
+                                      "30 23 31 12 6", "5-10/2 0-23 1-31 1-12 0-6",
                                       "0 3 ? * sun", "@daily", "@hourly"])
 def test_valid_schedules_are_accepted(operator: Operator, custom: client.CustomObjectsApi,
                                       namespace: str, schedule: str) -> None:

@@ -407,8 +407,9 @@ def test_a_spec_the_api_server_refuses_in_a_child_fails_naming_the_field(
         operator: Operator, core: client.CoreV1Api, custom: client.CustomObjectsApi,
         namespace: str, mongo: str) -> None:
     """A time zone is checked before anything is applied; what only the API server can say
-    (here a day of week 7, which the CRD's pattern admits and Kubernetes' cron parser does
-    not) comes back as its 422, and either way the phase is Failed, never Progressing."""
+    (here an hour range that ends before it starts, which the CRD's pattern admits and
+    Kubernetes' cron parser does not) comes back as its 422, and either way the phase is
+    Failed, never Progressing."""
     create_claim(core, namespace, "backups")
     backup = {"enabled": True, "timeZone": "Mars/Olympus",
               "storage": {"persistentVolumeClaim": "backups"}}
@@ -422,7 +423,7 @@ def test_a_spec_the_api_server_refuses_in_a_child_fails_naming_the_field(
     assert condition(obj, "MongoReachable")["status"] == "True"  # checked all the same
 
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "smartid", {
-        "spec": {"backup": {"timeZone": "Europe/Berlin", "schedule": "0 2 * * 7"}}})
+        "spec": {"backup": {"timeZone": "Europe/Berlin", "schedule": "0 5-2 * * *"}}})
     obj = wait_for(lambda: (o := get_db(custom, namespace))["status"].get(
         "observedGeneration") == 2 and o, timeout=30, what="generation 2 observed")
     assert obj["status"]["phase"] == "Failed"
