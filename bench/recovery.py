@@ -42,6 +42,7 @@ from typing import Any
 
 import pymongo
 
+from smartid_operator import clock
 from smartid_operator.recovery import Reindexer, Segment
 from smartid_operator.recovery.engine import contract
 from smartid_operator.recovery.engine.agent import Agent, AgentConfig
@@ -76,7 +77,7 @@ def throughput(mc: Client, work: Path, count: int, batch: int,
                rounds: int) -> dict[str, Any]:
     storage = work / "throughput"
     spool_segments(storage, count)
-    now = contract.utcnow()
+    now = clock.utcnow()
     docs = [contract.segment_document(line.record, "bench", now)
             for path in sorted((storage / "spool").glob("*.jsonl"))
             for line in read_lines(path) if line.record is not None]
@@ -203,7 +204,7 @@ def pass_cost(mc: Client, work: Path, indexed: int, rounds: int) -> dict[str, An
     storage = work / name
     # History ends 10 minutes ago: a normal pass's window (checkpoint less 120 s grace)
     # holds only what arrived since, which is what the watermark is for.
-    history(storage, indexed, contract.utcnow() - datetime.timedelta(minutes=10))
+    history(storage, indexed, clock.utcnow() - datetime.timedelta(minutes=10))
     reindexer = Reindexer(storage)  # the agent's: it remembers the tree between passes
     full = reindexer.run(db, trigger="bench")  # a new process: a full pass
     assert full.ok and full.kind == "full" and full.recordings_indexed == indexed
@@ -231,7 +232,7 @@ def spread(server: MongoServer, mc: Client, work: Path, count: int,
     name = "bench_spread"
     db = fresh(mc, name)
     storage = work / name
-    directories = history(storage, count, contract.utcnow(), per_dir=count // 1000,
+    directories = history(storage, count, clock.utcnow(), per_dir=count // 1000,
                           layout="tenant")
     agent = Agent(AgentConfig(storage=storage, uri=server.uri, database=name))
     stop = threading.Event()
@@ -243,10 +244,10 @@ def spread(server: MongoServer, mc: Client, work: Path, count: int,
     # Idle: nothing changes; what does watching cost?
     time.sleep(2 * agent.config.watch_interval)
     walks_before, passes_before = agent.walks, agent.passes
-    cpu_before, clock = time.process_time(), time.monotonic()
+    cpu_before, started = time.process_time(), time.monotonic()
     time.sleep(idle_seconds)  # this thread sleeps: the process's CPU is the agent's
     cpu = time.process_time() - cpu_before
-    elapsed = time.monotonic() - clock
+    elapsed = time.monotonic() - started
     walks = agent.walks - walks_before
     idle = {"seconds": round(elapsed, 2), "walks_per_second": round(walks / elapsed, 2),
             "directories_per_walk": agent.reindexer.walk_directories,
@@ -292,7 +293,7 @@ def full_pass(uri: str, work: Path, count: int) -> dict[str, Any]:
         fresh(mc, name)
     storage = work / name
     made = time.monotonic()
-    history(storage, count, contract.utcnow(), per_dir=1000)
+    history(storage, count, clock.utcnow(), per_dir=1000)
     made = time.monotonic() - made
     runs = []
     for what in ("index_all", "compare_all"):

@@ -9,7 +9,7 @@ date keeps, so a moment written to Mongo and read back compares equal. One text 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, overload
 
 
 def utcnow() -> datetime.datetime:
@@ -17,8 +17,19 @@ def utcnow() -> datetime.datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def iso(moment: datetime.datetime, *, ms: bool = False) -> str:
-    """``2026-12-06T07:34:26Z`` (or ``...26.123Z`` with ``ms``); a naive moment is UTC."""
+@overload
+def iso(moment: datetime.datetime, *, ms: bool = False) -> str: ...
+@overload
+def iso(moment: None, *, ms: bool = False) -> None: ...
+@overload
+def iso(moment: datetime.datetime | None, *, ms: bool = False) -> str | None: ...
+
+
+def iso(moment: datetime.datetime | None, *, ms: bool = False) -> str | None:
+    """``2026-12-06T07:34:26Z`` (or ``...26.123Z`` with ``ms``); a naive moment is UTC; no
+    moment, no text (a status field left out)."""
+    if moment is None:
+        return None
     utc = utc_moment(moment)
     return utc.isoformat(timespec="milliseconds" if ms else "seconds").replace("+00:00", "Z")
 

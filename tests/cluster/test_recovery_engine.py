@@ -26,6 +26,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pymongo.database import Database
 
+from smartid_operator import clock
 from smartid_operator.cli import main as cli_main
 from smartid_operator.recovery import Reindexer, Segment
 from smartid_operator.recovery.engine import contract, state
@@ -287,7 +288,7 @@ def test_corrupt_input_is_skipped_reported_by_path_and_tracked_until_fixed(
     mc, db = database(server)
     with RecordingWriter(storage) as writer:
         good = writer.store_recording(b"good", tenant_id="t1")
-    part = contract.partition(contract.utcnow())
+    part = contract.partition(clock.utcnow())
     directory = storage / "recordings" / part
     (directory / "orphan-1.dat").write_bytes(b"no metadata")
     hour_ago = time.time() - 3600
@@ -299,7 +300,7 @@ def test_corrupt_input_is_skipped_reported_by_path_and_tracked_until_fixed(
     (directory / "nodata-1.dat").unlink()
     for name in ("half-1.json", "nodata-1.json"):  # past the seconds a writer may still take
         os.utime(directory / name, (hour_ago, hour_ago))
-    lines = [contract.dumps(contract.segment_record(good, Segment(i), None, contract.utcnow()))
+    lines = [contract.dumps(contract.segment_record(good, Segment(i), None, clock.utcnow()))
              for i in range(6)]
     spool_file = storage / "spool" / "seg-by-hand.jsonl"
     spool_file.parent.mkdir(exist_ok=True)
@@ -387,7 +388,7 @@ def test_two_overlapping_passes_index_everything_once_between_them(
 def test_changes_passes_find_writes_at_any_depth_and_full_passes_repair_drift(
         server: MongoServer, storage: Path) -> None:
     mc, db = database(server)
-    old = (contract.utcnow() - datetime.timedelta(hours=2)).strftime("%Y%m%d/%H%M")
+    old = (clock.utcnow() - datetime.timedelta(hours=2)).strftime("%Y%m%d/%H%M")
     history = [f"old-{i}" for i in range(30)]
     for rid in history:
         plain_recording(storage, rid, part=old)

@@ -295,7 +295,8 @@ def test_each_finished_job_is_announced_once() -> None:
 # -- restores ------------------------------------------------------------------------------------
 
 def _restore(status: dict[str, Any] | None = None, drop: bool = False) -> dict[str, Any]:
-    return {"metadata": {"name": "r", "namespace": "ns", "uid": "ru", "generation": 1},
+    return {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDRestore",
+            "metadata": {"name": "r", "namespace": "ns", "uid": "ru", "generation": 1},
             "spec": {"database": "db", "dump": "latest-verified", "targetDatabase": "copy",
                      "drop": drop}, "status": status or {}}
 
@@ -328,7 +329,9 @@ def test_a_restore_starts_once_and_ends_with_what_its_pod_reported() -> None:
     assert container["volumeMounts"][0] == {"name": "data", "mountPath": "/backups",
                                             "readOnly": True}
     assert container["envFrom"] == [{"configMapRef": {"name": "db-settings"}}]
-    assert job_manifest["metadata"]["ownerReferences"][0]["uid"] == "ru"
+    assert job_manifest["metadata"]["ownerReferences"] == [
+        {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDRestore", "name": "r", "uid": "ru",
+         "controller": True, "blockOwnerDeletion": True}]
     assert job_manifest["spec"]["backoffLimit"] == 0
 
     done = JobState.of(job("r-restore", "Complete", end=2))

@@ -75,7 +75,8 @@ def test_a_volume_claim_still_mounts_at_backups() -> None:
 def test_a_restore_reads_its_own_source_bucket_when_it_names_one() -> None:
     body = spec()
     body["backup"]["storage"] = {"persistentVolumeClaim": "backups"}
-    restore = {"metadata": {"name": "r", "namespace": "ns", "uid": "u"},
+    restore = {"apiVersion": "smartid.io/v1alpha1", "kind": "SmartIDRestore",
+               "metadata": {"name": "r", "namespace": "ns", "uid": "u"},
                "spec": {"database": "db", "targetDatabase": "t",
                         "source": {"s3": {**S3, "bucket": "other-cluster", "prefix": ""}}}}
     pod_spec = restore_job(restore, parse(body), "img:1")["spec"]["template"]["spec"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from smartid_operator import clock
 from smartid_operator.cli import main as cli_main
 from smartid_operator.recovery import Segment
-from smartid_operator.recovery.engine import contract
 from smartid_operator.recovery.engine.agent import Agent, AgentConfig
 from smartid_operator.recovery.engine.metrics import serve
 from smartid_operator.recovery.engine.report import PassReport, Skip
@@ -107,7 +107,7 @@ def test_the_report_document_lists_skips_by_path_and_caps_them() -> None:
     assert doc["skipped"][0] == {"path": "spool/rejected/f.jsonl", "line": 1,
                                  "reason": "corrupt-line", "detail": "x", "first_seen": None}
     assert doc["ok"] is True and doc["pending"] == 1
-    assert contract.iso(now) == "2025-10-20T00:00:00.000Z"
+    assert clock.iso(now, ms=True) == "2025-10-20T00:00:00.000Z"
 
 
 def test_a_taken_metrics_port_costs_the_metrics_not_the_agent() -> None:

@@ -31,7 +31,7 @@ from smartid_operator.backup.engine.progress import Lines
 from smartid_operator.backup.engine.prune import PruneReport, prune
 from smartid_operator.backup.engine.restore import RestoreRefused, restore
 from smartid_operator.backup.engine.retention import Policy
-from smartid_operator.backup.engine.run import RunSettings, utcnow
+from smartid_operator.backup.engine.run import RunSettings
 from smartid_operator.backup.engine.run import run as run_backup
 from smartid_operator.backup.engine.s3 import URL_ENV
 from smartid_operator.backup.engine.storage import Storage, find, open_storage
@@ -41,6 +41,7 @@ from smartid_operator.backup.engine.summary import (
     termination_message,
 )
 from smartid_operator.backup.engine.verify import SCRATCH_ENV, default_scratch, verify
+from smartid_operator.clock import utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNVERIFIED, EXIT_REFUSED = 0, 1, 2, 3, 4
 DIR_ENV, DB_ENV = "SMARTID_BACKUP_DIR", "SMARTID_DATABASE"

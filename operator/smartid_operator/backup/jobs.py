@@ -15,27 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smartid_operator.backup.engine.summary import parse_termination_message
+from smartid_operator.clock import utc
 
 RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
 # Waiting reasons of a container that will not start by itself: a person must act.
 STUCK = frozenset({"CreateContainerConfigError", "CreateContainerError", "ErrImagePull",
                    "ImagePullBackOff", "InvalidImageName", "RunContainerError"})
-
-
-def parse_time(value: Any) -> datetime.datetime | None:
-    if isinstance(value, datetime.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
-
-
-def iso(moment: datetime.datetime | None) -> str | None:
-    return None if moment is None else \
-        moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -50,6 +35,13 @@ class PodState:
     def report(self) -> dict[str, Any] | None:
         """The ``backup run`` / ``backup restore`` JSON outcome, if the pod left one."""
         return parse_termination_message(self.message) if self.message else None
+
+    @property
+    def log_end(self) -> str:
+        """The message's last non-blank line, at most 500 characters ("" for none): what a
+        container that left no report said last (``FallbackToLogsOnError``: its log's end)."""
+        lines = [line for line in (self.message or "").strip().splitlines() if line.strip()]
+        return lines[-1][:500] if lines else ""
 
 
 @dataclass(frozen=True)
@@ -72,14 +64,14 @@ class JobState:
                 continue
             if cond.get("type") == "Complete":
                 outcome = SUCCEEDED
-                finished = parse_time(status.get("completionTime")) or \
-                    parse_time(cond.get("lastTransitionTime"))
+                finished = utc(status.get("completionTime")) or \
+                    utc(cond.get("lastTransitionTime"))
             elif cond.get("type") == "Failed":
-                outcome, finished = FAILED, parse_time(cond.get("lastTransitionTime"))
+                outcome, finished = FAILED, utc(cond.get("lastTransitionTime"))
                 reason = ": ".join(p for p in (cond.get("reason"), cond.get("message")) if p)
         annotations = meta.get("annotations") or {}
-        return cls(meta["name"], meta.get("uid", ""), parse_time(meta.get("creationTimestamp")),
-                   parse_time(status.get("startTime")), finished, outcome, reason,
+        return cls(meta["name"], meta.get("uid", ""), utc(meta.get("creationTimestamp")),
+                   utc(status.get("startTime")), finished, outcome, reason,
                    annotations.get("cronjob.kubernetes.io/instantiate") == "manual")
 
 
@@ -94,7 +86,7 @@ def pod_state(body: Mapping[str, Any]) -> PodState:
             message = terminated.get("message") or None
         elif pending := state.get("waiting"):
             waiting = (str(pending.get("reason") or ""), str(pending.get("message") or ""))
-    return PodState(meta["name"], parse_time(meta.get("creationTimestamp")), exit_code,
+    return PodState(meta["name"], utc(meta.get("creationTimestamp")), exit_code,
                     message, waiting)
 
 
@@ -164,9 +156,9 @@ class BackupMemory(JobMemory):
             self.cronjob_created = None
         else:
             status = body.get("status") or {}
-            self.cronjob_created = parse_time(body["metadata"].get("creationTimestamp"))
-            self.last_schedule = parse_time(status.get("lastScheduleTime")) or \
+            self.cronjob_created = utc(body["metadata"].get("creationTimestamp"))
+            self.last_schedule = utc(status.get("lastScheduleTime")) or \
                 self.last_schedule
-            self.last_successful = parse_time(status.get("lastSuccessfulTime")) or \
+            self.last_successful = utc(status.get("lastSuccessfulTime")) or \
                 self.last_successful
         return before != (self.cronjob_created, self.last_schedule, self.last_successful)

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from smartid_operator.backup.jobs import parse_time
+from smartid_operator.clock import utc
 
 RUNS = Counter("smartid_backup_runs_total", "Backup Jobs seen finishing, by result",
                ["namespace", "name", "result"])
@@ -49,15 +49,15 @@ def observe(namespace: str, name: str, status: Mapping[str, Any],
     SUSPENDED.labels(namespace, name).set(int(bool(section.get("suspended"))))
     if schedule_created is not None:
         SCHEDULE_CREATED.labels(namespace, name).set(schedule_created.timestamp())
-    if verified := parse_time((section.get("lastVerifiedDump") or {}).get("time")):
+    if verified := utc((section.get("lastVerifiedDump") or {}).get("time")):
         LAST_VERIFIED.labels(namespace, name).set(verified.timestamp())
     healthy = next((c for c in status.get("conditions") or []
                     if c.get("type") == "BackupHealthy"), None)
     if healthy is not None:
         HEALTHY.labels(namespace, name).set(int(healthy.get("status") == "True"))
-    if success := parse_time(section.get("lastSuccessfulTime")):
+    if success := utc(section.get("lastSuccessfulTime")):
         LAST_SUCCESS.labels(namespace, name).set(success.timestamp())
-    if failure := parse_time((section.get("lastFailure") or {}).get("time")):
+    if failure := utc((section.get("lastFailure") or {}).get("time")):
         LAST_FAILURE.labels(namespace, name).set(failure.timestamp())
     if dump := section.get("latestDump"):
         DUMP_BYTES.labels(namespace, name).set(int(dump.get("sizeBytes") or 0))

@@ -23,9 +23,8 @@ from smartid_operator.backup.jobs import (
     SUCCEEDED,
     BackupMemory,
     JobState,
-    iso,
-    parse_time,
 )
+from smartid_operator.clock import iso, utc
 from smartid_operator.spec import BackupSpec
 from smartid_operator.status import Observation
 
@@ -107,10 +106,8 @@ def _failure_reason(memory: BackupMemory, job: JobState) -> str:
     report = pod.report if pod else None
     if report and report.get("reason"):
         return str(report["reason"])
-    if pod is not None and pod.message:  # not our JSON: the end of its log
-        lines = [line for line in pod.message.strip().splitlines() if line.strip()]
-        if lines:
-            return lines[-1][:500]
+    if pod is not None and pod.log_end:
+        return pod.log_end
     if job.reason:
         return job.reason
     if pod is not None and pod.exit_code is not None:
@@ -142,7 +139,7 @@ def observe(memory: BackupMemory, spec: BackupSpec, *, cronjob: str, applied: bo
     recheck: float | None = None
 
     # The last success: the newest of the Jobs we see, the CronJob's word, and the status.
-    success_time = parse_time(previous.get("lastSuccessfulTime"))
+    success_time = utc(previous.get("lastSuccessfulTime"))
     for key in ("lastSuccessfulJob", "latestDump", "lastVerifiedDump", "dumps"):
         if key in previous:
             section[key] = previous[key]
@@ -163,7 +160,7 @@ def observe(memory: BackupMemory, spec: BackupSpec, *, cronjob: str, applied: bo
     failure = dict(previous.get("lastFailure") or {})
     for job in failures:
         assert job.finished is not None
-        known = parse_time(failure.get("time"))
+        known = utc(failure.get("time"))
         if known is None or job.finished >= known:
             failure = {"time": iso(job.finished), "job": job.name,
                        "reason": _failure_reason(memory, job)}
@@ -249,7 +246,7 @@ def _healthy(spec: BackupSpec, section: Mapping[str, Any], stuck: tuple[str, str
                            f"backup Job {job} cannot start its pod: {reason}"
                            + (f": {message}" if message else ""))
     failure = section.get("lastFailure") or {}
-    failed_at = parse_time(failure.get("time"))
+    failed_at = utc(failure.get("time"))
     if failed_at is not None and (success_time is None or failed_at > success_time):
         return Observation(BACKUP_HEALTHY, False, "LastBackupFailed",
                            f"the last backup ({failure.get('job')}, {failure.get('time')}) "

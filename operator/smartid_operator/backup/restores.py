@@ -21,10 +21,10 @@ from smartid_operator.backup.jobs import (
     SUCCEEDED,
     JobState,
     PodState,
-    iso,
     job_of_pod,
     pod_state,
 )
+from smartid_operator.clock import iso, utcnow
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.manifests import COMPONENT_LABEL
 from smartid_operator.manifests.restore import (
@@ -99,7 +99,8 @@ def decide(body: Mapping[str, Any], database: DatabaseSpec | None, job: JobState
     if job.outcome == FAILED:
         refused = bool(report.get("refused")) or (pod is not None and
                                                   pod.exit_code == EXIT_REFUSED)
-        why = report.get("reason") or _log_end(pod) or job.reason or "the restore Job failed"
+        why = report.get("reason") or (pod.log_end if pod else "") or job.reason or \
+            "the restore Job failed"
         if refused and "--drop" in why:
             why += " (spec.drop: true in a new SmartIDRestore)"
         return Decision(status(FAILED, "Refused" if refused else "RestoreFailed", why,
@@ -114,12 +115,6 @@ def decide(body: Mapping[str, Any], database: DatabaseSpec | None, job: JobState
 def _what(spec: RestoreSpec) -> str:
     return (f"restoring {spec.dump} of {spec.database} into {spec.target_database}"
             + (" (replacing the dumped collections)" if spec.drop else ""))
-
-
-def _log_end(pod: PodState | None) -> str:
-    lines = [line for line in ((pod.message if pod else None) or "").splitlines()
-             if line.strip()]
-    return lines[-1][:500] if lines else ""
 
 
 @dataclass
@@ -212,7 +207,7 @@ class Restores:
             else:
                 entry.job = JobState.of(live)
         decision = decide(body, self._database(key[0], body["spec"]["database"]), entry.job,
-                          entry.pod, job_gone=job_gone, now=datetime.datetime.now(datetime.UTC))
+                          entry.pod, job_gone=job_gone, now=utcnow())
         if decision.create_job:
             database = self._database(key[0], body["spec"]["database"])
             assert database is not None

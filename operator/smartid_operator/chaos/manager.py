@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from smartid_operator import clock
 from smartid_operator.chaos import PLURAL
 from smartid_operator.chaos.children import scheduled_run
 from smartid_operator.chaos.engine.env import Env, Key, Refusal
@@ -209,7 +210,7 @@ class Manager:
         if not chaos.schedule or not chaos.allow_disruption:
             self.schedule_since.pop(key, None)
             return
-        now = datetime.datetime.now(datetime.UTC)
+        now = clock.utcnow()
         since = self.schedule_since.setdefault(key, now)
         fire = due(chaos.schedule, since, now)
         if fire is None:

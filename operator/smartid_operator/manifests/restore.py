@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from smartid_operator import GROUP, VERSION
 from smartid_operator.backup.children import backup_pod_spec
-from smartid_operator.manifests import labels
+from smartid_operator.manifests import labels, owner_reference
 from smartid_operator.spec import DatabaseSpec, RestoreSpec, parse_restore
 
 COMPONENT = "restore"
@@ -35,9 +34,7 @@ def restore_job(restore: Mapping[str, Any], database: DatabaseSpec, image: str) 
         "kind": "Job",
         "metadata": {
             "name": job_name(meta["name"]), "namespace": meta["namespace"], "labels": selector,
-            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-                                 "name": meta["name"], "uid": meta["uid"], "controller": True,
-                                 "blockOwnerDeletion": True}]},
+            "ownerReferences": [owner_reference(restore)]},
         "spec": {
             # One attempt: a half-done restore is not retried into a target it just filled.
             "backoffLimit": 0,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from smartid_operator import clock
 from smartid_operator.backup.engine.digest import ALGORITHM
 
 FORMAT = "smartid-backup/v1"
@@ -96,8 +97,8 @@ class Manifest:
             "format": FORMAT,
             "name": self.name,
             "database": self.database,
-            "startedAt": _time(self.started_at),
-            "completedAt": _time(self.completed_at),
+            "startedAt": clock.iso(self.started_at, ms=True),
+            "completedAt": clock.iso(self.completed_at, ms=True),
             "engine": {"name": self.engine, "version": self.engine_version},
             "serverVersion": self.server_version,
             "gzip": self.gzip,
@@ -110,7 +111,7 @@ class Manifest:
             "files": {f.path: {"size": f.size, "sha256": f.sha256} for f in self.files},
             "verification": None if self.verification is None else {
                 "result": self.verification.result,
-                "time": _time(self.verification.time),
+                "time": clock.iso(self.verification.time, ms=True),
                 "reason": self.verification.reason,
                 "engine": self.verification.engine,
                 "scratchDatabase": self.verification.scratch_database,
@@ -126,8 +127,8 @@ class Manifest:
         ver = doc.get("verification")
         return cls(
             name=doc["name"], database=doc["database"],
-            started_at=_parse_time(doc["startedAt"]),
-            completed_at=_parse_time(doc["completedAt"]),
+            started_at=clock.parse_iso(doc["startedAt"]),
+            completed_at=clock.parse_iso(doc["completedAt"]),
             engine=doc["engine"]["name"], engine_version=doc["engine"]["version"],
             server_version=doc.get("serverVersion", ""), gzip=bool(doc["gzip"]),
             collections=tuple(
@@ -137,20 +138,11 @@ class Manifest:
             files=tuple(FileEntry(path, int(f["size"]), f["sha256"])
                         for path, f in doc["files"].items()),
             verification=None if ver is None else Verification(
-                result=ver["result"], time=_parse_time(ver["time"]), reason=ver.get("reason"),
+                result=ver["result"], time=clock.parse_iso(ver["time"]), reason=ver.get("reason"),
                 engine=ver["engine"], scratch_database=ver["scratchDatabase"],
                 duration_seconds=float(ver["durationSeconds"]),
                 collections=ver.get("collections") or {}),
         )
-
-
-def _time(value: datetime.datetime) -> str:
-    return value.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-def _parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def dump_name(database: str, when: datetime.datetime) -> str:

@@ -21,12 +21,9 @@ from smartid_operator.backup.engine.prune import PruneReport, prune
 from smartid_operator.backup.engine.retention import Policy
 from smartid_operator.backup.engine.storage import Storage, free_name
 from smartid_operator.backup.engine.verify import verify
+from smartid_operator.clock import utcnow
 
 Clock = Callable[[], datetime.datetime]
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)

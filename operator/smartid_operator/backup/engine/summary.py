@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from smartid_operator import clock
 from smartid_operator.backup.engine.manifest import Manifest
 
 TERMINATION_LIMIT = 4096
@@ -33,7 +34,7 @@ class DumpSummary:
     def to_status(self, with_counts: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "name": self.name,
-            "time": self.time.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": clock.iso(self.time),
             "sizeBytes": self.size_bytes, "documents": self.documents,
             "verified": self.verified}
         if with_counts:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from smartid_operator import clock
 from smartid_operator.backup.engine import layout
 from smartid_operator.backup.engine.client import BackupError, Client, connect, raw_collection
 from smartid_operator.backup.engine.digest import ContentDigest
@@ -72,14 +73,14 @@ def _claim(client: Client, scratch: str, dump: str) -> None:
                           f"drop it: choose another with --scratch-database")
     mark = client[scratch][MARKER].find_one({"_id": "verify"}) if names else None
     if mark and isinstance(started := mark.get("startedAt"), datetime.datetime):
-        started = started.replace(tzinfo=started.tzinfo or datetime.UTC)
-        if datetime.datetime.now(datetime.UTC) - started < IN_USE:
+        started = clock.utc_moment(started)
+        if clock.utcnow() - started < IN_USE:
             raise BackupError(f"scratch database {scratch!r} is in use by the verification of "
                               f"{mark.get('dump')} started {started:%Y-%m-%d %H:%M:%S} UTC; "
                               f"use another --scratch-database (or drop it if that run died)")
     client.drop_database(scratch)  # leftovers of an interrupted verification
     client[scratch][MARKER].insert_one({"_id": "verify", "dump": dump,
-                                        "startedAt": datetime.datetime.now(datetime.UTC)})
+                                        "startedAt": clock.utcnow()})
 
 
 def compare(manifest: Manifest, client: Client, scratch: str) -> tuple[list[str],
@@ -125,7 +126,7 @@ def verify(manifest: Manifest, dump_dir: Path, uri: str, engine: Engine, scratch
         if problems:
             more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
             reason = "; ".join(problems[:3]) + more
-        return Verification(FAILED if problems else PASSED, datetime.datetime.now(datetime.UTC),
+        return Verification(FAILED if problems else PASSED, clock.utcnow(),
                             reason, engine.name, scratch,
                             round(time.monotonic() - started, 3), collections or {})
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from smartid_operator import PLURAL as DATABASES
-from smartid_operator import mongo
+from smartid_operator import clock, mongo
 from smartid_operator.chaos.engine.probe import Probe
 from smartid_operator.kube import Kube
 from smartid_operator.spec import WorkloadRef
@@ -37,7 +37,7 @@ class Env:
     report: Callable[[Key, dict[str, Any], Observation | None], None]
     active_run: Callable[[Key, str], str | None]  # another active run of the database
     probe: Callable[[mongo.Pool, str, str, str, float], Probe] = Probe
-    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    now: Callable[[], datetime.datetime] = clock.utcnow
     # Seconds between probes while waiting for a change: the timings (Mongo back, everything
     # reindexed) are the operator's own observations, late by at most this and one query.
     poll: float = 0.1

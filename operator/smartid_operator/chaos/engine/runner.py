@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartid_operator import GROUP, VERSION
+from smartid_operator import GROUP, VERSION, clock
 from smartid_operator.chaos import KIND, PLURAL
 from smartid_operator.chaos.children import REPORT_JSON, TIMELINE_PNG, report_name
 from smartid_operator.chaos.engine.model import TERMINAL
@@ -107,7 +107,7 @@ def execute(kube: Kube, scenario: Scenario, namespace: str, database: str, out: 
             say: Say, *, poll: float = 1.0) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for cycle in range(1, scenario.cycles + 1):
-        name = run_name(database, scenario.name, cycle, datetime.datetime.now(datetime.UTC))
+        name = run_name(database, scenario.name, cycle, clock.utcnow())
         say(f"run {cycle}/{scenario.cycles}: {namespace}/{name} ({scenario.outage_seconds} s "
             f"outage, {scenario.recordings} recordings x {scenario.segments_per_recording} "
             f"segments)")

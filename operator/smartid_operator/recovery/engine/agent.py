@@ -28,6 +28,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from smartid_operator import clock
 from smartid_operator.recovery.engine import contract, metrics, state
 from smartid_operator.recovery.engine.link import MongoLink
 from smartid_operator.recovery.engine.notify import Notifier
@@ -96,17 +97,17 @@ class Agent:
         """One turn of the loop; returns how long to wait before the next."""
         now = time.monotonic()
         if now >= self._next_look or (self.notified and self.notifier.changed()):
-            clock = time.perf_counter()
+            timer = time.perf_counter()
             self.reindexer.look()
             self.walks += 1
-            cost = time.perf_counter() - clock
+            cost = time.perf_counter() - timer
             metrics.WALK_SECONDS.set(cost)
             metrics.DIRECTORIES.set(self.reindexer.walk_directories)
             every = self.config.scan_interval if self.notified else self.config.watch_interval
             self._next_look = now + max(every, cost / self.config.walk_share)
         if not self.link.up:
             if self.link.available():
-                returned = contract.utcnow()
+                returned = clock.utcnow()
                 metrics.REACHABLE.set(1)
                 if self._down_since is not None:
                     log.info("Mongo answers; indexing what reached storage meanwhile")
@@ -115,7 +116,7 @@ class Agent:
                 return self.config.watch_interval
             metrics.REACHABLE.set(0)
             if self._down_since is None:
-                self._down_since = contract.utcnow()
+                self._down_since = clock.utcnow()
                 log.warning("Mongo unreachable; probing every %.2f s", self.config.probe_interval)
             if now >= self._next_survey:
                 self._next_survey = now + self.config.survey_interval
@@ -173,7 +174,7 @@ class Agent:
 
     def document(self, report: PassReport) -> dict[str, Any]:
         """The report document the operator reads (``status.recovery``)."""
-        return {**report.document(), "agent": self.identity, "updated_at": contract.utcnow(),
+        return {**report.document(), "agent": self.identity, "updated_at": clock.utcnow(),
                 "last_recovery": self._last_recovery,
                 "config": {"batch_size": self.config.batch_size,
                            "scan_interval_seconds": self.config.scan_interval,

@@ -69,14 +69,6 @@ class ContractError(ValueError):
         self.detail = detail
 
 
-utcnow = clock.utcnow  # milliseconds: what BSON dates keep
-
-
-def iso(moment: datetime.datetime) -> str:
-    """The contract's times are written to the millisecond."""
-    return clock.iso(moment, ms=True)
-
-
 def parse_time(value: Any, name: str) -> datetime.datetime:
     if not isinstance(value, str):
         raise ContractError("invalid-metadata", f"{name} must be an ISO 8601 string")
@@ -98,7 +90,7 @@ def valid_id(value: object) -> bool:
 
 def new_recording_id(now: datetime.datetime | None = None) -> str:
     """Time-ordered and unique: ``20251020T130501-<16 hex>``."""
-    return f"{(now or utcnow()):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:16]}"
+    return f"{(now or clock.utcnow()):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:16]}"
 
 
 def segment_id(recording_id: str, sequence: int) -> str:
@@ -165,14 +157,14 @@ class Sidecar:
     def to_json(self) -> bytes:
         body: dict[str, Any] = {
             "contract": CONTRACT, "recording_id": self.recording_id,
-            "tenant_id": self.tenant_id, "recorded_at": iso(self.recorded_at),
+            "tenant_id": self.tenant_id, "recorded_at": clock.iso(self.recorded_at, ms=True),
             "data_file": self.data_file}
         if self.size_bytes is not None:
             body["size_bytes"] = self.size_bytes
         if self.sha256 is not None:
             body["sha256"] = self.sha256
         if self.written_at is not None:
-            body["written_at"] = iso(self.written_at)
+            body["written_at"] = clock.iso(self.written_at, ms=True)
         if self.metadata:
             body["metadata"] = dict(self.metadata)
         return dumps(body)
@@ -259,7 +251,7 @@ def segment_record(recording_id: str, segment: Segment, tenant_id: str | None,
         "id": segment_id(recording_id, segment.sequence),
         "recording_id": recording_id, "sequence": segment.sequence,
         "start_ms": segment.start_ms, "end_ms": segment.end_ms, "text": segment.text,
-        "attributes": dict(segment.attributes), "written_at": iso(written_at)}
+        "attributes": dict(segment.attributes), "written_at": clock.iso(written_at, ms=True)}
     if tenant_id is not None:
         record["tenant_id"] = tenant_id
     segment_document(record, "check", written_at)  # the same validation a replay applies

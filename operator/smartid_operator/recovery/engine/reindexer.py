@@ -34,6 +34,7 @@ from typing import Any
 import pymongo
 from pymongo.errors import PyMongoError
 
+from smartid_operator import clock
 from smartid_operator.recovery.engine import contract, scan, spool, state
 from smartid_operator.recovery.engine.contract import ContractError
 from smartid_operator.recovery.engine.inserts import insert_missing
@@ -99,10 +100,10 @@ class Reindexer:
     # -- a pass --------------------------------------------------------------------------------
 
     def run(self, db: Database, *, full: bool = False, trigger: str = "manual") -> PassReport:
-        started = contract.utcnow()
+        started = clock.utcnow()
         full = full or self.covered_since is None
         report = PassReport("full" if full else "changes", trigger, started)
-        clock = time.perf_counter()
+        timer = time.perf_counter()
         try:
             self._pass(db, report, full)
         except PyMongoError as exc:
@@ -120,8 +121,8 @@ class Reindexer:
                 self.full_pass_at = started
             report.covers_since = self.covered_since
         report.full_pass_at = self.full_pass_at
-        report.finished_at = contract.utcnow()
-        report.duration_seconds = time.perf_counter() - clock
+        report.finished_at = clock.utcnow()
+        report.duration_seconds = time.perf_counter() - timer
         return report
 
     def _pass(self, db: Database, report: PassReport, full: bool) -> None:
@@ -166,7 +167,7 @@ class Reindexer:
         state.update_skipped(db, {key: self._tracked_entry(s) for key, s in found.items()},
                              resolved, now)
         self._summarise(report, found, tracked, resolved)
-        state.advance_checkpoint(db, now, full, contract.utcnow())
+        state.advance_checkpoint(db, now, full, clock.utcnow())
         report.watermark = now
         oldest = time.time_ns() - max(2 * self.grace_ns, CONFIRMED_NS)
         self._confirmed = {k: t for k, t in self._confirmed.items() if t >= oldest}

@@ -33,6 +33,7 @@ from typing import Any
 import pymongo
 from pymongo.errors import PyMongoError
 
+from smartid_operator import clock
 from smartid_operator.recovery.engine import contract
 from smartid_operator.recovery.engine.contract import Segment, Sidecar
 from smartid_operator.recovery.engine.inserts import insert_missing
@@ -104,7 +105,7 @@ class RecordingWriter:
                         metadata: Mapping[str, Any] | None = None,
                         suffix: str = contract.DATA_SUFFIX) -> str:
         """Store the data and its sidecar per the contract, then index; returns the id."""
-        now = contract.utcnow()
+        now = clock.utcnow()
         rid = recording_id or contract.new_recording_id(now)
         if not contract.valid_id(rid):
             raise ValueError(f"recording id {rid!r} must match [A-Za-z0-9][A-Za-z0-9_-]*")
@@ -126,7 +127,7 @@ class RecordingWriter:
             if db is None:
                 return rid
             doc = contract.recording_document(published, storage_key, "writer",
-                                              contract.utcnow())
+                                              clock.utcnow())
             try:
                 with pymongo.timeout(self.timeout):
                     outcome = insert_missing(db["recordings"], [doc])
@@ -157,7 +158,7 @@ class RecordingWriter:
                 out.flush()
                 os.fsync(out.fileno())
                 size = out.tell()
-            part = contract.partition(contract.utcnow())
+            part = contract.partition(clock.utcnow())
             directory = root / part
             directory.mkdir(parents=True, exist_ok=True)
             os.rename(staged, directory / sidecar.data_file)
@@ -179,7 +180,7 @@ class RecordingWriter:
                        tenant_id: str | None = None) -> list[str]:
         """Index the segments, or spool them durably if Mongo does not answer in time;
         returns their ids (``<recording_id>:<sequence>``) either way."""
-        now = contract.utcnow()
+        now = clock.utcnow()
         records = [contract.segment_record(recording_id, s, tenant_id, now) for s in segments]
         ids = [r["id"] for r in records]
         if len(set(ids)) != len(ids):
@@ -200,7 +201,7 @@ class RecordingWriter:
         db = self._mongo()
         if db is None:
             return False
-        now = contract.utcnow()
+        now = clock.utcnow()
         docs = [contract.segment_document(r, "writer", now) for r in records]
         try:
             with pymongo.timeout(self.timeout):
