@@ -3,7 +3,9 @@
 Two kinds of client: ``Pool`` holds one handle per SmartIDDatabase for the operator (an async
 client for health checks, so an unreachable server costs a waiting coroutine, never a thread;
 a sync client for the migration engine), keyed by a digest of the URI so a rotated Secret
-closes the old pool; ``client_for`` serves the CLI and tools outside the operator.
+closes the old pool; ``client_for`` serves the CLI and tools outside the operator; ``connect``
+gives a process of its own (a backup Job, the recovery agent, the writer) a client it closes.
+The engines that work a client directly do so inside ``translated``.
 
 No driver exception leaves this module. A request that fails raises ``MongoError``, as one of:
 ``Unanswered`` (the server did not answer: refused, timed out, dropped; worth retrying),
@@ -20,14 +22,18 @@ import datetime
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pymongo
+import pymongo.collection
 import pymongo.database
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo import AsyncMongoClient, uri_parser
 from pymongo.errors import (
+    BulkWriteError,
     CollectionInvalid,
     ConfigurationError,
     ConnectionFailure,
@@ -42,7 +48,10 @@ from smartid_operator.errors import ConfigError
 
 Client = pymongo.MongoClient[dict[str, Any]]
 AsyncClient = AsyncMongoClient[dict[str, Any]]
+Collection = pymongo.collection.Collection[dict[str, Any]]
+RawCollection = pymongo.collection.Collection[RawBSONDocument]
 APPNAME = f"smartid-operator/{__version__}"
+DRIVER = f"pymongo {pymongo.__version__}"
 
 _clients: dict[tuple[str, int], Client] = {}
 _lock = threading.Lock()
@@ -68,6 +77,36 @@ def client_for(uri: str, timeout_seconds: int = 5) -> Client:
             except (InvalidURI, ConfigurationError, ValueError) as exc:
                 raise _invalid(exc) from None
         return _clients[key]
+
+
+def connect(uri: str, timeout_seconds: float, *, app: str,
+            socket_timeout_seconds: float | None = None) -> Client:
+    """A client of one process's own (``smartid-<app>`` to the server), for its caller to
+    close (it is a context manager); a URI the driver cannot parse is a ``ConfigError``."""
+    options = {**_options(timeout_seconds), "appname": f"smartid-{app}/{__version__}"}
+    if socket_timeout_seconds is not None:
+        options["socketTimeoutMS"] = max(int(socket_timeout_seconds * 1000), 1)
+    try:
+        return pymongo.MongoClient(uri, **options)
+    except (InvalidURI, ConfigurationError, ValueError) as exc:
+        raise _invalid(exc) from None
+
+
+def hosts(uri: str) -> list[tuple[str, int]]:
+    """The seed list of a URI (a ``mongodb+srv`` one resolved, within a second); empty when
+    it cannot be known."""
+    try:
+        return [(str(h), int(p)) for h, p in
+                uri_parser.parse_uri(uri, connect_timeout=1)["nodelist"]]
+    except (ConfigurationError, InvalidURI, ValueError):
+        return []
+
+
+def raw_collection(client: Client, database: str, name: str) -> RawCollection:
+    """The collection with its documents left as the server's BSON bytes, never decoded."""
+    # pymongo types a collection by its database's document class, not by the codec options.
+    return cast("RawCollection", client[database].get_collection(
+        name, codec_options=CodecOptions(document_class=RawBSONDocument)))
 
 
 def close_all() -> None:
@@ -122,12 +161,31 @@ def _translate(exc: PyMongoError) -> MongoError:
 
 
 @contextlib.contextmanager
-def translated() -> Iterator[None]:
-    """Driver errors leave the Mongo seam as ``MongoError`` (also usable as a decorator)."""
+def translated(timeout_seconds: float | None = None) -> Iterator[None]:
+    """Driver errors leave the Mongo seam as ``MongoError`` (also usable as a decorator);
+    with ``timeout_seconds``, each request inside ends within it (``pymongo.timeout``)."""
     try:
-        yield
+        with contextlib.nullcontext() if timeout_seconds is None else \
+                pymongo.timeout(timeout_seconds):
+            yield
     except PyMongoError as exc:
         raise _translate(exc) from exc
+
+
+def insert_unordered(collection: Collection, docs: Sequence[dict[str, Any]]
+                     ) -> dict[int, dict[str, Any]]:
+    """One unordered ``insert_many``: the server's write errors by the index of their
+    document (none: all written). Acknowledged when it returns: a write concern error raises
+    ``MongoError``, since what was written is not safe to build on."""
+    with translated():
+        try:
+            collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise MongoError(f"write concern not met: "
+                                 f"{str(exc.details['writeConcernErrors'])[:500]}") from None
+            return {entry["index"]: entry for entry in exc.details.get("writeErrors", [])}
+    return {}
 
 
 def digest(uri: str) -> str:

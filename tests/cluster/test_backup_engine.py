@@ -25,6 +25,7 @@ import pymongo.database
 import pytest
 from bson.son import SON
 
+from smartid_operator import mongo
 from smartid_operator.backup.engine import engines, layout
 from smartid_operator.backup.engine import manifest as manifests
 from smartid_operator.backup.engine.builtin_engine import BuiltinEngine
@@ -329,7 +330,7 @@ def test_mongo_dying_mid_dump_leaves_nothing_under_a_final_name(
         mc.smartid.parsed_segments.insert_many([{"n": i} for i in range(5000)])
     earlier = dump(own_server.uri + "smartid", LocalStorage(backup_dir), RunSettings("smartid"),
                    BuiltinEngine(), Quiet())
-    with pytest.raises(pymongo.errors.PyMongoError):
+    with pytest.raises(mongo.MongoError):  # translated by the seam
         dump(own_server.uri + "smartid", LocalStorage(backup_dir), RunSettings("smartid"),
              BuiltinEngine(),
              KillOnFirstProgress(own_server))

@@ -21,8 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
+from smartid_operator import mongo
 from smartid_operator.backup.engine import engines, layout
 from smartid_operator.backup.engine import manifest as manifests
 from smartid_operator.backup.engine.client import BackupError, uri_from_env
@@ -188,7 +187,7 @@ def _scratch(args: argparse.Namespace, database: str) -> str:
 def _reason(exc: BaseException | str, uri: str | None) -> str:
     """One line, short, and never the URI's password even if a message carried it."""
     text = " ".join(str(exc).split(", Timeout:")[0].split(", full error:")[0].split())
-    if isinstance(exc, PyMongoError) and not text.startswith("MongoDB"):
+    if isinstance(exc, mongo.MongoError) and not text.startswith("MongoDB"):
         text = f"MongoDB: {text}"
     password = urllib.parse.urlsplit(uri).password if uri and "://" in uri else None
     for secret in filter(None, [uri, password, urllib.parse.unquote(password or ""),
@@ -302,7 +301,7 @@ def _run(args: argparse.Namespace) -> int:
                      "pruned": _prune_json(result.pruned) if result.pruned else None}, lines)
     except Terminated:
         code, reason = EXIT_FAILED, "terminated (SIGTERM) before the run finished"
-    except (BackupError, ManifestError, layout.DumpFormatError, PyMongoError, OSError) as exc:
+    except (BackupError, ManifestError, layout.DumpFormatError, mongo.MongoError, OSError) as exc:
         code, reason = EXIT_FAILED, _reason(exc, uri)
     if reason:
         _fail(reason, code)
@@ -369,7 +368,7 @@ def _verify(args: argparse.Namespace) -> int:
         storage.save_manifest(manifest.with_verification(result))
     except Terminated:
         return _fail("terminated (SIGTERM) during verification")
-    except (BackupError, ManifestError, PyMongoError, OSError) as exc:
+    except (BackupError, ManifestError, mongo.MongoError, OSError) as exc:
         return _fail(_reason(exc, uri))
     _emit(args, {"name": manifest.name, "result": result.result, "reason": result.reason,
                  "durationSeconds": result.duration_seconds,
@@ -399,7 +398,7 @@ def _restore(args: argparse.Namespace) -> int:
                                     "incomplete"
     except RestoreRefused as exc:
         code, reason = EXIT_REFUSED, str(exc)
-    except (BackupError, ManifestError, layout.DumpFormatError, PyMongoError, OSError) as exc:
+    except (BackupError, ManifestError, layout.DumpFormatError, mongo.MongoError, OSError) as exc:
         code, reason = EXIT_FAILED, _reason(exc, uri)
     if result is not None:
         _emit(args, {"name": name, "target": result.target, "counts": result.counts,

@@ -12,27 +12,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pymongo
-import pymongo.database
+# bson as data: frames inserted as the dump holds them, commands whose key order matters.
 from bson.raw_bson import RawBSONDocument
 from bson.son import SON
-from pymongo.errors import OperationFailure
 
-from smartid_operator import __version__
+from smartid_operator import __version__, mongo
 from smartid_operator.backup.engine import layout
-from smartid_operator.backup.engine.client import (
-    BackupError,
-    Client,
-    connect,
-    raw_collection,
-    server_version,
-)
+from smartid_operator.backup.engine.client import BackupError, connect, server_version
 from smartid_operator.backup.engine.digest import ContentDigest
 from smartid_operator.backup.engine.engines import DumpResult, collection_kind
 from smartid_operator.backup.engine.manifest import CollectionEntry
 from smartid_operator.backup.engine.progress import Progress
 
-Database = pymongo.database.Database[dict[str, Any]]
 BATCH = 1000
 BATCH_BYTES = 8 * 1024 * 1024
 
@@ -56,7 +47,7 @@ class BuiltinEngine:
     name = "builtin"
 
     def version(self) -> str:
-        return f"smartid-operator {__version__} (pymongo {pymongo.__version__})"
+        return f"smartid-operator {__version__} ({mongo.DRIVER})"
 
     # -- dump -------------------------------------------------------------------------------
 
@@ -96,9 +87,9 @@ class BuiltinEngine:
             layout.write_bytes(prelude, layout.prelude_json(version, ""), gzip)
             return DumpResult(version, tuple(entries))
 
-    def _dump_collection(self, client: Client, database: str, name: str, path: Path,
+    def _dump_collection(self, client: mongo.Client, database: str, name: str, path: Path,
                          gzip: bool, progress: Progress) -> ContentDigest:
-        collection = raw_collection(client, database, name)
+        collection = mongo.raw_collection(client, database, name)
         namespace = f"{database}.{name}"
         total = collection.estimated_document_count()
         digest = ContentDigest()
@@ -144,16 +135,16 @@ class BuiltinEngine:
                 self._create_indexes(db, files.name, metadata)
 
     @staticmethod
-    def _create(db: Database, name: str, metadata: dict[str, Any]) -> None:
+    def _create(db: mongo.Database, name: str, metadata: dict[str, Any]) -> None:
         options = dict(metadata.get("options") or {})
         # mongorestore turns {autoIndexId: false} into true on 4.0+; 8.2 refuses the field.
         options.pop("autoIndexId", None)
         db.command(SON([("create", name), *options.items()]))
 
     @staticmethod
-    def _insert(client: Client, target: str, files: layout.CollectionFiles,
+    def _insert(client: mongo.Client, target: str, files: layout.CollectionFiles,
                 progress: Progress) -> None:
-        collection = raw_collection(client, target, files.name)
+        collection = mongo.raw_collection(client, target, files.name)
         namespace = f"{target}.{files.name}"
         batch: list[RawBSONDocument] = []
         batch_bytes = done = nbytes = 0
@@ -173,7 +164,7 @@ class BuiltinEngine:
         progress.finished("restore", namespace, done, nbytes)
 
     @staticmethod
-    def _create_indexes(db: Database, name: str, metadata: dict[str, Any]) -> None:
+    def _create_indexes(db: mongo.Database, name: str, metadata: dict[str, Any]) -> None:
         specs = []
         for index in metadata.get("indexes", []):
             if index.get("name") == "_id_":
@@ -183,7 +174,10 @@ class BuiltinEngine:
         if not specs:
             return
         try:
-            db.command(SON([("createIndexes", name), ("indexes", specs)]))
-        except OperationFailure as exc:
-            raise BackupError(f"indexes of {db.name}.{name} could not be restored: "
-                              f"{exc.details.get('errmsg') if exc.details else exc}") from None
+            with mongo.translated():
+                db.command(SON([("createIndexes", name), ("indexes", specs)]))
+        except mongo.Unanswered:
+            raise
+        except mongo.MongoError as exc:  # the server's answer: its message says what it refused
+            raise BackupError(f"indexes of {db.name}.{name} could not be restored: {exc}") \
+                from None

@@ -1,26 +1,20 @@
-"""The backup commands' own MongoDB client: one per command, short-lived, in a Job's process.
-
-(The operator's pooled clients live in ``smartid_operator.mongo``; a backup run is another
-process with another lifetime.) The URI comes from the environment and is never logged.
+"""The backup commands' own MongoDB client: one per command, short-lived, in a Job's process,
+from ``smartid_operator.mongo`` (whose errors it raises). The URI comes from the environment
+and is never logged. Documents stay raw BSON bytes end to end (``mongo.raw_collection``):
+nothing is decoded, so a dump's bytes are the server's bytes and the memory per document is
+its size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, cast
+from collections.abc import Iterator
 
-import pymongo
-from bson.codec_options import CodecOptions
-from bson.raw_bson import RawBSONDocument
-from pymongo.collection import Collection
-from pymongo.errors import ConfigurationError, InvalidURI
+from smartid_operator import mongo
+from smartid_operator.errors import ConfigError
+from smartid_operator.mongo import Client
 
-from smartid_operator import __version__
-
-Client = pymongo.MongoClient[dict[str, Any]]
-# Documents stay raw BSON bytes end to end: nothing is decoded, so a dump's bytes are the
-# server's bytes and the memory per document is its size.
-RAW: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
 URI_ENV = "SMARTID_MONGO_URI"
 TIMEOUT_ENV = "SMARTID_MONGO_CONNECT_TIMEOUT_SECONDS"
 
@@ -44,21 +38,16 @@ def timeout_from_env() -> float:
         raise BackupError(f"${TIMEOUT_ENV} must be a number of seconds") from None
 
 
-def connect(uri: str, timeout_seconds: float | None = None) -> Client:
-    timeout_ms = int((timeout_seconds or timeout_from_env()) * 1000)
+@contextlib.contextmanager
+def connect(uri: str, timeout_seconds: float | None = None) -> Iterator[Client]:
+    """A client for one command's work, closed after it; what fails inside raises
+    ``mongo.MongoError`` (``Unanswered``: no verdict on a dump), a bad URI ``BackupError``."""
     try:
-        return pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms,
-                                   connectTimeoutMS=timeout_ms,
-                                   appname=f"smartid-backup/{__version__}")
-    except (InvalidURI, ConfigurationError, ValueError) as exc:
-        # pymongo's message names the problem, not the URI's contents.
-        raise BackupError(f"the MongoDB URI is invalid: {exc}") from None
-
-
-def raw_collection(client: Client, database: str, name: str) -> Collection[RawBSONDocument]:
-    # pymongo types a collection by its database's document class, not by the codec options.
-    return cast("Collection[RawBSONDocument]",
-                client[database].get_collection(name, codec_options=RAW))
+        client = mongo.connect(uri, timeout_seconds or timeout_from_env(), app="backup")
+    except ConfigError as exc:  # the driver's message names the problem, not the URI
+        raise BackupError(exc.message) from None
+    with client, mongo.translated():
+        yield client
 
 
 def server_version(client: Client) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bson import json_util
+from bson import json_util  # data: mongodump writes its metadata as Extended JSON
 
 PRELUDE = "prelude.json"
 BSON_SUFFIX = ".bson"

@@ -9,8 +9,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pymongo.errors import PyMongoError
-
+from smartid_operator import mongo
 from smartid_operator.backup.engine import layout
 from smartid_operator.backup.engine import manifest as manifests
 from smartid_operator.backup.engine.client import BackupError
@@ -77,7 +76,7 @@ def run(uri: str, storage: Storage, settings: RunSettings, engine: Engine, progr
                                       settings.scratch_database, progress)
             manifest = manifest.with_verification(verification)
             storage.save_manifest(manifest)
-        except (BackupError, PyMongoError, OSError) as exc:  # not the dump's fault: no verdict
+        except (BackupError, mongo.MongoError, OSError) as exc:  # not the dump's fault: no verdict
             errors.append(f"verification could not run: {exc}")
     pruned = None
     try:

@@ -13,11 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pymongo.errors import ConnectionFailure, PyMongoError
-
-from smartid_operator import clock
+from smartid_operator import clock, mongo
 from smartid_operator.backup.engine import layout
-from smartid_operator.backup.engine.client import BackupError, Client, connect, raw_collection
+from smartid_operator.backup.engine.client import BackupError, connect
 from smartid_operator.backup.engine.digest import ContentDigest
 from smartid_operator.backup.engine.engines import Engine
 from smartid_operator.backup.engine.manifest import (
@@ -60,12 +58,12 @@ def check_files(manifest: Manifest, dump_dir: Path) -> list[str]:
     return problems
 
 
-def collection_digest(client: Client, database: str, name: str) -> ContentDigest:
-    collection = raw_collection(client, database, name)
+def collection_digest(client: mongo.Client, database: str, name: str) -> ContentDigest:
+    collection = mongo.raw_collection(client, database, name)
     return ContentDigest().update(d.raw for d in collection.find({}, batch_size=1000))
 
 
-def _claim(client: Client, scratch: str, dump: str) -> None:
+def _claim(client: mongo.Client, scratch: str, dump: str) -> None:
     names = [n for n in client[scratch].list_collection_names() if not n.startswith("system.")]
     if names and MARKER not in names:
         raise BackupError(f"scratch database {scratch!r} holds collections that no "
@@ -83,7 +81,7 @@ def _claim(client: Client, scratch: str, dump: str) -> None:
                                         "startedAt": clock.utcnow()})
 
 
-def compare(manifest: Manifest, client: Client, scratch: str) -> tuple[list[str],
+def compare(manifest: Manifest, client: mongo.Client, scratch: str) -> tuple[list[str],
                                                                        dict[str, Any]]:
     """Differences between the restored copy and the manifest, and per-collection results."""
     problems: list[str] = []
@@ -139,9 +137,9 @@ def verify(manifest: Manifest, dump_dir: Path, uri: str, engine: Engine, scratch
         try:
             try:
                 engine.restore(uri, dump_dir, manifest.database, scratch, False, progress)
-            except ConnectionFailure:
+            except mongo.Unanswered:
                 raise  # the server's trouble, not the dump's: no verdict
-            except (BackupError, layout.DumpFormatError, PyMongoError) as exc:
+            except (BackupError, layout.DumpFormatError, mongo.MongoError) as exc:
                 return result([f"restore failed: {exc}"])
             return result(*compare(manifest, client, scratch))
         finally:

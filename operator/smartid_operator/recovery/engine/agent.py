@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
-from smartid_operator import clock
+from smartid_operator import clock, mongo
 from smartid_operator.recovery.engine import contract, metrics, state
 from smartid_operator.recovery.engine.link import MongoLink
 from smartid_operator.recovery.engine.notify import Notifier
@@ -167,8 +165,9 @@ class Agent:
         else:  # the volume failed, not Mongo: say so where the operator reads it
             log.warning("pass failed: %s", report.error)
         try:
-            state.write_report(self.link.database(), self.document(report))
-        except PyMongoError as exc:
+            with mongo.translated():
+                state.write_report(self.link.database(), self.document(report))
+        except mongo.MongoError as exc:
             log.warning("could not write the report: %s", exc)
             self.link.lost()
 

@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, WriteConcernError
+from smartid_operator import mongo
 
 DUPLICATE_KEY = 11000
 
@@ -31,20 +30,13 @@ class Outcome:
     refused: dict[str, str] = field(default_factory=dict)  # id -> the server's words
 
 
-def insert_missing(collection: Collection[dict[str, Any]],
-                   docs: Sequence[dict[str, Any]]) -> Outcome:
-    """Insert ``docs`` unordered; acknowledged when it returns (it raises otherwise)."""
+def insert_missing(collection: mongo.Collection, docs: Sequence[dict[str, Any]]) -> Outcome:
+    """Insert ``docs`` unordered; acknowledged when it returns (it raises ``MongoError``
+    otherwise: nothing may be retired on a write that was not acknowledged as asked)."""
     outcome = Outcome()
     if not docs:
         return outcome
-    errors: dict[int, dict[str, Any]] = {}
-    try:
-        collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        if exc.details.get("writeConcernErrors"):
-            # Written but not acknowledged as asked: not safe to retire anything on it.
-            raise WriteConcernError(str(exc.details["writeConcernErrors"])[:500]) from None
-        errors = {entry["index"]: entry for entry in exc.details.get("writeErrors", [])}
+    errors = mongo.insert_unordered(collection, docs)
     for index, doc in enumerate(docs):
         error = errors.get(index)
         if error is None:

@@ -11,25 +11,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from typing import Any
 
-import pymongo
-import pymongo.database
-from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
-from pymongo.uri_parser import parse_uri
-
-from smartid_operator import __version__
-
-Database = pymongo.database.Database[dict[str, Any]]
-Client = pymongo.MongoClient[dict[str, Any]]
-
-
-def hosts_of(uri: str) -> list[tuple[str, int]]:
-    """The seed list of a URI; empty when it cannot be known without DNS (``mongodb+srv``)."""
-    try:
-        return [(str(h), int(p)) for h, p in parse_uri(uri, connect_timeout=1)["nodelist"]]
-    except (ConfigurationError, InvalidURI, ValueError):
-        return []
+from smartid_operator import mongo
+from smartid_operator.errors import ConfigError
+from smartid_operator.mongo import Client, Database
 
 
 def port_answers(host: str, port: int, timeout: float) -> bool:
@@ -50,16 +35,14 @@ class MongoLink:
         self.timeout = timeout
         self.probe_timeout = probe_timeout
         self.app = app
-        self.hosts = hosts_of(uri)
+        self.hosts = mongo.hosts(uri)
         self.up = False
         self._client: Client | None = None
         self._lock = threading.Lock()
 
     def _new_client(self) -> Client:
-        ms = max(int(self.timeout * 1000), 1)
-        return pymongo.MongoClient(
-            self.uri, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms * 5,
-            appname=f"smartid-{self.app}/{__version__}")
+        return mongo.connect(self.uri, self.timeout, app=self.app,
+                             socket_timeout_seconds=self.timeout * 5)
 
     def database(self) -> Database:
         with self._lock:
@@ -81,9 +64,9 @@ class MongoLink:
         if not self.up:
             self._reset()
         try:
-            with pymongo.timeout(self.timeout):
+            with mongo.translated(self.timeout):
                 self.database().command("ping")
-        except PyMongoError:
+        except (mongo.MongoError, ConfigError):  # ConfigError: a URI the driver cannot parse
             self.lost()
             return False
         self.up = True

@@ -31,14 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pymongo
-from pymongo.errors import PyMongoError
-
-from smartid_operator import clock
+from smartid_operator import clock, mongo
+from smartid_operator.mongo import Database
 from smartid_operator.recovery.engine import contract, scan, spool, state
 from smartid_operator.recovery.engine.contract import ContractError
 from smartid_operator.recovery.engine.inserts import insert_missing
-from smartid_operator.recovery.engine.link import Database
 from smartid_operator.recovery.engine.replay import LiveOffset, SpoolReplay, spool_files
 from smartid_operator.recovery.engine.report import PassReport, Skip
 from smartid_operator.recovery.engine.tree import Listing, Tree
@@ -105,10 +102,11 @@ class Reindexer:
         report = PassReport("full" if full else "changes", trigger, started)
         timer = time.perf_counter()
         try:
-            self._pass(db, report, full)
-        except PyMongoError as exc:
+            with mongo.translated():
+                self._pass(db, report, full)
+        except mongo.MongoError as exc:
             report.failed_on = "mongo"
-            report.error = f"{type(exc).__name__}: {str(exc).split(', Timeout:')[0][:300]}"
+            report.error = f"{type(exc).__name__}: {exc}"
         except OSError as exc:  # the volume itself (unmounted, read-only, full)
             report.failed_on = "storage"
             report.error = f"{type(exc).__name__}: {exc}"[:300]
@@ -473,7 +471,7 @@ def _sorted_keys(db: Database) -> Iterator[str]:
     agent's socket timeout: each read may take ``SORT_SECONDS``."""
     cursor = db[RECORDINGS].find({}, {"storage_key": 1}).sort("storage_key", 1).batch_size(1000)
     while True:
-        with pymongo.timeout(SORT_SECONDS):
+        with mongo.translated(SORT_SECONDS):
             doc = next(cursor, None)
         if doc is None:
             return

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartid_operator.mongo import Database
 from smartid_operator.recovery.engine import contract, spool
 from smartid_operator.recovery.engine.contract import ContractError
 from smartid_operator.recovery.engine.inserts import insert_missing
-from smartid_operator.recovery.engine.link import Database
 from smartid_operator.recovery.engine.report import PassReport, Skip
 
 SEGMENTS = "recording_segments"

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DeleteOne, UpdateOne
+from pymongo import DeleteOne, UpdateOne  # requests as data: callers run them translated
 
 from smartid_operator import clock
-from smartid_operator.recovery.engine.link import Database
+from smartid_operator.mongo import Database
 
 STATE = "smartid_recovery"
 SKIPPED = "smartid_recovery_skipped"

@@ -30,14 +30,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import pymongo
-from pymongo.errors import PyMongoError
-
-from smartid_operator import clock
+from smartid_operator import clock, mongo
+from smartid_operator.mongo import Database
 from smartid_operator.recovery.engine import contract
 from smartid_operator.recovery.engine.contract import Segment, Sidecar
 from smartid_operator.recovery.engine.inserts import insert_missing
-from smartid_operator.recovery.engine.link import Database, MongoLink
+from smartid_operator.recovery.engine.link import MongoLink
 from smartid_operator.recovery.engine.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
@@ -92,8 +90,7 @@ class RecordingWriter:
     def _failed(self, exc: Exception) -> None:
         assert self.link is not None
         if self.link.up:
-            log.warning("Mongo unreachable, spooling until it answers: %s",
-                        str(exc).split(", Timeout:")[0][:300])
+            log.warning("Mongo unreachable, spooling until it answers: %s", exc)
         self.link.lost()
         self._retry_at = time.monotonic() + self.retry_interval
 
@@ -129,9 +126,9 @@ class RecordingWriter:
             doc = contract.recording_document(published, storage_key, "writer",
                                               clock.utcnow())
             try:
-                with pymongo.timeout(self.timeout):
+                with mongo.translated(self.timeout):
                     outcome = insert_missing(db["recordings"], [doc])
-            except PyMongoError as exc:
+            except mongo.MongoError as exc:
                 self._failed(exc)
                 return rid
             if outcome.refused:  # left on storage; the reindexer reports it by path
@@ -204,9 +201,9 @@ class RecordingWriter:
         now = clock.utcnow()
         docs = [contract.segment_document(r, "writer", now) for r in records]
         try:
-            with pymongo.timeout(self.timeout):
+            with mongo.translated(self.timeout):
                 outcome = insert_missing(db["recording_segments"], docs)
-        except PyMongoError as exc:
+        except mongo.MongoError as exc:
             self._failed(exc)
             return False
         # Refused documents (a validator, say) go to the spool: the reindexer reports them.
