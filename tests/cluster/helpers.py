@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
@@ -11,6 +12,7 @@ from kubernetes import client
 from smartid_testbed.cluster import wait_for
 
 if TYPE_CHECKING:
+    from smartid_testbed.testbed import TestBed
     from tests.cluster.conftest import Operator
 
 GROUP, VERSION, PLURAL = "smartid.io", "v1alpha1", "smartiddatabases"
@@ -166,3 +168,20 @@ def wait_run(custom: client.CustomObjectsApi, namespace: str, name: str,
     result: dict[str, Any] = wait_for(check, timeout=timeout, interval=0.1,
                                       what=f"run {name} {step or '/'.join(phases)}")
     return result
+
+
+def pod_process(testbed: TestBed, pod: str, *, contains: str) -> int:
+    """The pid of the process the kubelet stand-in runs for ``pod`` (its HOSTNAME is the
+    pod's name, as in a container)."""
+    wanted = f"HOSTNAME={pod}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if wanted in environ and contains in cmdline:
+            return int(entry.name)
+    raise LookupError(f"no process for pod {pod} running {contains!r}")

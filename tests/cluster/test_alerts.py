@@ -25,11 +25,21 @@ from smartid_operator.monitoring.alerts import AGENT_JOB, OPERATOR_JOB
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.prometheus_server import PrometheusServer
 from smartid_testbed.testbed import TestBed
+from tests.cluster.backups import backup_now, backup_spec, backups_claim, job_outcome
 from tests.cluster.conftest import Operator
-from tests.cluster.helpers import GROUP, PLURAL, VERSION, create_claim, database, scale
-from tests.cluster.test_backup import backup_now, backup_spec, backups_claim, job_outcome
-from tests.cluster.test_chaos import create_run, pod_process, wait_run
-from tests.cluster.test_operator import wait_phase
+from tests.cluster.helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    create_claim,
+    create_run,
+    database,
+    pod_process,
+    pod_ready,
+    scale,
+    wait_phase,
+    wait_run,
+)
 
 INTERVAL = 1.0  # scrape and rule evaluation, seconds
 MONGO_FOR = 5.0  # the Mongo-unreachable alert's `for`, seconds
@@ -184,7 +194,6 @@ def mongo_module(testbed: TestBed, api_client: client.ApiClient, core: client.Co
                  module_namespace: str) -> str:
     from smartid_testbed.install import mongo_statefulset
     from smartid_testbed.kubelet import MONGO_PORT
-    from tests.cluster.helpers import pod_ready
 
     namespace = module_namespace
     uri = f"mongodb://{testbed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"

@@ -21,45 +21,20 @@ import yaml
 from kubernetes import client
 
 from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import wait_established
 from smartid_testbed.testbed import TestBed
 from tests.argocd_lua import ARGOCD, KEY, SCRIPT, argocd_health
+from tests.cluster.argocd import serve_argocd, strict_dry_run
 from tests.cluster.conftest import Operator
 from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES_ENV = "SMARTID_ARGOCD_FIXTURES"
-FIXTURE_FILES = ("application-crd.yaml", "appproject-crd.yaml", "argocd-cm.yaml")
 # Every Kubernetes manifest we ship for Argo CD (the rest are patches and values).
 MANIFESTS = sorted([ARGOCD / "smartid.yaml", *(ARGOCD / "apps").glob("*.yaml")])
 
 
-def fixtures_dir() -> Path:
-    return Path(os.environ.get(FIXTURES_ENV) or ROOT / "tests/fixtures/argocd-3.6.0")
-
-
 @pytest.fixture(scope="module")
 def argocd(testbed: TestBed) -> Path:
-    """Argo CD's CRDs applied and served, and its namespace; returns the fixtures folder."""
-    folder = fixtures_dir()
-    missing = [name for name in FIXTURE_FILES if not (folder / name).is_file()]
-    if missing:
-        pytest.skip(f"Argo CD fixtures not found: {', '.join(missing)} in {folder} "
-                    f"(set {FIXTURES_ENV} to a folder holding {', '.join(FIXTURE_FILES)})")
-    testbed.kubectl("apply", "--server-side", "-f", str(folder / "application-crd.yaml"),
-                    "-f", str(folder / "appproject-crd.yaml"))
-    wait_established(testbed, ["applications.argoproj.io", "appprojects.argoproj.io"])
-    # Argo CD's own namespace, and the Applications' destination (CreateNamespace=true there;
-    # a dry run creates nothing, so it must exist for the namespaced objects' dry run).
-    for name in ("argocd", "smartid"):
-        testbed.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-    return folder
-
-
-def strict_dry_run(bed: TestBed, path: Path) -> str:
-    return bed.kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict",
-                       "--field-manager=smartid-argocd-test", "-f", str(path))
+    return serve_argocd(testbed)
 
 
 def test_the_manifests_are_the_ones_we_mean() -> None:

@@ -14,11 +14,15 @@ import pytest
 import yaml
 
 from smartid_testbed.testbed import TestBed
-from tests.cluster import test_argocd
+from tests.cluster.argocd import serve_argocd, strict_dry_run
 from tests.cluster.helm import CHART, ROOT, Helm, built_helm
 
 APP = ROOT / "deploy/argocd/helm/operator.yaml"
-argocd = test_argocd.argocd  # the fixture: Argo CD's CRDs served, namespaces argocd and smartid
+
+
+@pytest.fixture(scope="module")
+def argocd(testbed: TestBed) -> Path:
+    return serve_argocd(testbed)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,7 @@ def sources() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_argocd_accepts_the_application(testbed: TestBed, argocd: Path) -> None:
-    out = test_argocd.strict_dry_run(testbed, APP)
+    out = strict_dry_run(testbed, APP)
     assert "serverside-applied (server dry run)" in out, out
 
 
@@ -50,7 +54,7 @@ def test_strict_validation_refuses_a_misspelt_helm_field(
     path = tmp_path / "app.yaml"
     path.write_text(yaml.safe_dump(app))
     with pytest.raises(RuntimeError, match="skipCRDs: field not declared in schema"):
-        test_argocd.strict_dry_run(testbed, path)
+        strict_dry_run(testbed, path)
 
 
 def test_the_sources_are_the_chart_without_crds_and_the_kept_crds() -> None:

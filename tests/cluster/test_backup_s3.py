@@ -32,9 +32,7 @@ from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.mongo_server import MongoServer
 from smartid_testbed.s3_server import Identity, S3Server, S3ServerError
 from smartid_testbed.testbed import TestBed
-from tests.cluster.conftest import Operator
-from tests.cluster.helpers import GROUP, PLURAL, VERSION, condition, database, pod_ready, scale
-from tests.cluster.test_backup import (
+from tests.cluster.backups import (
     CRONJOB,
     RESTORES,
     backup_now,
@@ -42,8 +40,19 @@ from tests.cluster.test_backup import (
     wait_backup,
     wait_restore,
 )
-from tests.cluster.test_operator import assert_no_exceptions, get_db
-from tests.cluster.test_operator import wait_phase as _wait_phase
+from tests.cluster.conftest import Operator
+from tests.cluster.helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    assert_no_exceptions,
+    condition,
+    database,
+    get_db,
+    pod_ready,
+    scale,
+)
+from tests.cluster.helpers import wait_phase as _wait_phase
 
 BUCKET, LOCKED = "smartid-backups", "smartid-locked"
 CLI = [sys.executable, "-m", "smartid_operator", "backup"]

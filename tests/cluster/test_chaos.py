@@ -39,6 +39,7 @@ from tests.cluster.helpers import (
     database,
     get_db,
     get_run,
+    pod_process,
     pod_ready,
     scale,
     wait_phase,
@@ -85,23 +86,6 @@ def png_size(png: bytes) -> tuple[int, int]:
     assert png[:8] == b"\x89PNG\r\n\x1a\n", png[:16]
     width, height = struct.unpack(">II", png[16:24])
     return int(width), int(height)
-
-
-def pod_process(testbed: TestBed, pod: str, *, contains: str) -> int:
-    """The pid of the process the kubelet stand-in runs for ``pod`` (its HOSTNAME is the
-    pod's name, as in a container)."""
-    wanted = f"HOSTNAME={pod}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if wanted in environ and contains in cmdline:
-            return int(entry.name)
-    raise LookupError(f"no process for pod {pod} running {contains!r}")
 
 
 def all_indexed(uri: str, run: str, recordings: int, per_recording: int) -> bool:

@@ -26,9 +26,9 @@ from smartid_testbed.install import apply, render
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.processes import free_port
 from smartid_testbed.testbed import TestBed
+from tests.cluster.backups import backup_now, job_outcome
 from tests.cluster.helm import CHART, Helm, HelmError, built_helm
 from tests.cluster.helpers import create_run, get_db, wait_phase, wait_run
-from tests.cluster.test_backup import backup_now, job_outcome
 
 RELEASE = "smartid-operator"
 OPERATOR = "app.kubernetes.io/name=smartid-operator"

@@ -4,60 +4,17 @@ and ``status.backup`` with its conditions; and the worker posting one Event per 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 from typing import Any
 
 import pytest
 
-from smartid_operator.backup import observe
 from smartid_operator.backup.children import backup_cronjob
 from smartid_operator.backup.jobs import BackupMemory, JobMemory
-from smartid_operator.manifests import labels
 from smartid_operator.reconcile import desired_children
 from smartid_operator.spec import BackupSpec, parse
-from tests.unit.test_worker import FakeKube, _db, _registry, _settle
-
-UTC = datetime.UTC
-T0 = datetime.datetime(2026, 3, 6, 2, 0, tzinfo=UTC)  # a Friday
-SPEC = BackupSpec(enabled=True, schedule="0 2 * * *", claim="backups")
-
-
-def at(minutes: float) -> str:
-    return (T0 + datetime.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def job(name: str, outcome: str | None, *, start: float = 0, end: float = 1, uid: str = "",
-        reason: str = "", message: str = "") -> dict[str, Any]:
-    status: dict[str, Any] = {"startTime": at(start)}
-    if outcome == "Complete":
-        status |= {"completionTime": at(end), "conditions": [
-            {"type": "Complete", "status": "True", "lastTransitionTime": at(end)}]}
-    elif outcome == "Failed":
-        status["conditions"] = [{"type": "Failed", "status": "True", "reason": reason,
-                                 "message": message, "lastTransitionTime": at(end)}]
-    return {"metadata": {"name": name, "namespace": "ns", "uid": uid or f"uid-{name}",
-                         "creationTimestamp": at(start),
-                         "labels": labels("db", "backup")},
-            "status": status}
-
-
-def pod(job_name: str, *, exit_code: int | None = None, message: str | None = None,
-        waiting: tuple[str, str] | None = None, start: float = 0) -> dict[str, Any]:
-    state: dict[str, Any]
-    if waiting:
-        state = {"waiting": {"reason": waiting[0], "message": waiting[1]}}
-    elif exit_code is not None:
-        state = {"terminated": {"exitCode": exit_code, **({"message": message} if message
-                                                          else {})}}
-    else:
-        state = {"running": {}}
-    return {"metadata": {"name": f"{job_name}-p", "namespace": "ns", "creationTimestamp": at(start),
-                         "labels": labels("db", "backup"),
-                         "ownerReferences": [{"controller": True, "kind": "Job",
-                                              "name": job_name}]},
-            "status": {"containerStatuses": [{"state": state}]}}
-
+from tests.unit.backup_fakes import T0, at, job, pod, view
+from tests.unit.worker_fakes import FakeKube, db_body, registry_for, settle
 
 DUMP = {"name": "db-20260306T020000Z", "time": at(0), "sizeBytes": 4096, "documents": 120,
         "verified": True, "counts": {"parsed_segments": 120}}
@@ -67,13 +24,6 @@ OK = json.dumps({"result": "Succeeded", "reason": None, "dump": DUMP,
                              "lastVerifiedDump": {**DUMP, "verified": True}}})
 DOWN = json.dumps({"result": "Failed", "reason": "ServerSelectionTimeoutError: refused",
                    "backups": None})
-
-
-def view(memory: BackupMemory, minutes: float, spec: BackupSpec = SPEC,
-         previous: dict[str, Any] | None = None, applied: bool = True) -> observe.BackupView:
-    return observe.observe(memory, spec, cronjob="db-backup", applied=applied,
-                           apply_message="boom", previous=previous or {},
-                           now=T0 + datetime.timedelta(minutes=minutes))
 
 
 # -- the CronJob -------------------------------------------------------------------------------
@@ -268,21 +218,21 @@ def test_suspended_and_not_applied() -> None:
 def test_each_finished_job_is_announced_once() -> None:
     async def scenario() -> list[tuple[str, str]]:
         kube, events = FakeKube(), []
-        registry = _registry(kube, events)
-        body = _db()
+        registry = registry_for(kube, events)
+        body = db_body()
         body["spec"]["backup"] = {"enabled": True, "storage": {"persistentVolumeClaim": "b"}}
         # before the database
         registry.heard("batch", "v1", "jobs", None, job("before-start", "Complete"))
         registry.observe(None, body)
-        await _settle()
+        await settle()
         registry.heard("batch", "v1", "jobs", "ADDED", job("b1", None))
         registry.heard("batch", "v1", "jobs", "MODIFIED", job("b1", "Complete", end=2))
         registry.heard("", "v1", "pods", "MODIFIED", pod("b1", exit_code=0, message=OK))
-        await _settle()
+        await settle()
         # again: no news
         registry.heard("batch", "v1", "jobs", "MODIFIED", job("b1", "Complete", end=2))
         registry.heard("", "v1", "pods", "MODIFIED", pod("b1", exit_code=0, message=OK))
-        await _settle()
+        await settle()
         await registry.stop()
         return events
 

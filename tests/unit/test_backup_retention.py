@@ -10,11 +10,6 @@ import pytest
 
 from smartid_operator.backup.engine.manifest import (
     FAILED,
-    PASSED,
-    CollectionEntry,
-    FileEntry,
-    Manifest,
-    Verification,
 )
 from smartid_operator.backup.engine.retention import Policy, plan
 from smartid_operator.backup.engine.summary import (
@@ -23,8 +18,7 @@ from smartid_operator.backup.engine.summary import (
     summarize,
     termination_message,
 )
-
-NOW = datetime.datetime(2025, 3, 1, 2, 0, tzinfo=datetime.UTC)
+from tests.unit.backup_fakes import NOW, manifest
 
 
 @dataclass(frozen=True)
@@ -84,20 +78,6 @@ def test_a_dump_exactly_at_the_limit_is_kept_and_just_past_it_is_not() -> None:
 def test_without_a_policy_nothing_goes() -> None:
     assert kept(plan(TEN, Policy(), NOW)) == {d.name for d in TEN}
     assert plan([], Policy(days=1), NOW) == []
-
-
-def manifest(name: str, age_days: float, verified: bool | None,
-             counts: dict[str, int]) -> Manifest:
-    started = NOW - datetime.timedelta(days=age_days)
-    verification = None if verified is None else Verification(
-        PASSED if verified else FAILED, started, None if verified else "x: content hash differs",
-        "builtin", "smartid_verify", 1.0)
-    return Manifest(name, "smartid", started, started + datetime.timedelta(seconds=30),
-                    "builtin", "v", "7.0", True,
-                    tuple(CollectionEntry(c, "collection", n, n * 100, "0" * 64)
-                          for c, n in counts.items()),
-                    (FileEntry("smartid/a.bson.gz", 1000, "0" * 64),
-                     FileEntry("prelude.json.gz", 55, "0" * 64)), verification)
 
 
 def test_summary_names_the_latest_and_the_latest_verified_dump() -> None:

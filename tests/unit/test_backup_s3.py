@@ -21,9 +21,8 @@ from smartid_operator.backup.engine.summary import termination_message
 from smartid_operator.backup.jobs import BackupMemory
 from smartid_operator.manifests.restore import restore_job
 from smartid_operator.spec import parse
-from tests.unit.test_backup_operator import at, job, pod, view
-from tests.unit.test_backup_retention import NOW
-from tests.unit.test_backup_retention import manifest as make_manifest
+from tests.unit.backup_fakes import NOW, at, job, pod, view
+from tests.unit.backup_fakes import manifest as make_manifest
 
 S3 = {"bucket": "smartid-backups", "prefix": "prod/smartid",
       "endpoint": "https://minio.storage.svc:9000", "region": "eu-west-1",

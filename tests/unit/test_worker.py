@@ -16,7 +16,7 @@ from smartid_operator import mongo
 from smartid_operator.errors import KubeError
 from smartid_operator.reconcile import Children, Context, Result, reconcile
 from smartid_operator.worker import WorkloadKey, pod_workload
-from tests.unit.worker_fakes import FakeKube, db_body, inline, registry_for, settle, until
+from tests.unit.worker_fakes import FakeKube, db_body, inline, registry_for, until
 
 # A window in which a pass that should not run would show (a pass takes milliseconds here).
 QUIET = 0.3
@@ -180,7 +180,3 @@ def test_a_time_zone_that_is_none_is_refused_before_any_child_is_applied() -> No
     body["spec"]["backup"]["timeZone"] = "Europe/Berlin"
     assert _pass(kube, body).status["phase"] != "Failed"
     assert "db-backup" in kube.applies
-
-
-# test_backup_operator imports these from here; they move with it to worker_fakes.
-_db, _registry, _settle = db_body, registry_for, settle
