@@ -34,9 +34,8 @@ How the process sees the mountPaths is chosen once at start (``choose_volume_mod
 * ``rewrite`` (the fallback, e.g. as a non-root user, as on GitHub's hosted runners):
   mountPaths in the args, env values and workingDir become host paths,
   ``SMARTID_TESTBED_MOUNTS`` holds the map (``podspec.rewrite_for_mounts``), and readOnly is
-  not enforced.  A program that builds a mounted path itself must consult that map; the
-  termination file's host path is in ``SMARTID_TERMINATION_MESSAGE_PATH`` (the operator's own
-  variable for it) unless the pod sets it.
+  not enforced.  A program that builds a mounted path itself must consult that map (the
+  operator's Jobs name their termination file in their args, which are rewritten).
 
 ``SMARTID_TESTBED_VOLUMES=namespace|rewrite`` overrides the choice.
 """
@@ -676,8 +675,6 @@ class _PodWorker:
             env["KUBECONFIG"] = POD_KUBECONFIG
         shown = " ".join(argv)
         run, cwd = self._with_volumes(argv, env, mounts)
-        if self.kubelet.volume_mode != "namespace":  # no mountPath to open: say where it is
-            env.setdefault(podspec.TERMINATION_ENV, str(termination))
         policy = self.pod["spec"].get("restartPolicy", "Always")
         while not self._stop.is_set():
             started = _now()

@@ -287,9 +287,6 @@ def volume_files(volume: Mapping[str, Any], pod: Pod, *, secrets: BytesLookup,
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # bytes a kubelet keeps of the file
 LOG_FALLBACK_LINES, LOG_FALLBACK_BYTES = 80, 2048  # FallbackToLogsOnError: what kubelet takes
-# Set, in the rewrite fallback only, to the termination file's host path (the operator's own
-# variable for it), since the program cannot open the mountPath there.
-TERMINATION_ENV = "SMARTID_TERMINATION_MESSAGE_PATH"
 
 
 def termination_path(container: Mapping[str, Any]) -> str:

@@ -160,9 +160,8 @@ def test_backup_wipe_restore_brings_back_counts_hashes_and_indexes(
     seed(db)
     before = source_state(db)
     log = tmp_path / "termination-log"
-    run = cli(["run", "--json"], uri_of(mongo_server, db.name), tmp_path / "b",
-              SMARTID_DATABASE=db.name, SMARTID_BACKUP_KEEP_LAST="3",
-              SMARTID_TERMINATION_MESSAGE_PATH=str(log))
+    run = cli(["run", "--json", f"--termination-log={log}"], uri_of(mongo_server, db.name),
+              tmp_path / "b", SMARTID_DATABASE=db.name, SMARTID_BACKUP_KEEP_LAST="3")
     assert run.returncode == 0, run.stderr
     assert mongo_server.uri not in run.stdout + run.stderr  # the URI is never printed
     assert f"dump {db.name}.parsed_segments: done, 500 documents" in run.stderr  # progress
@@ -337,9 +336,8 @@ def test_mongo_dying_mid_dump_leaves_nothing_under_a_final_name(
     assert final_names(backup_dir) == [earlier.name]  # no temp, no new name
     # The Job's view: the same with the server gone from the start.
     log = tmp_path / "termination-log"
-    failed = cli(["run"], own_server.uri + "smartid", backup_dir, SMARTID_DATABASE="smartid",
-                 SMARTID_MONGO_CONNECT_TIMEOUT_SECONDS="1",
-                 SMARTID_TERMINATION_MESSAGE_PATH=str(log))
+    failed = cli(["run", f"--termination-log={log}"], own_server.uri + "smartid", backup_dir,
+                 SMARTID_DATABASE="smartid", SMARTID_MONGO_CONNECT_TIMEOUT_SECONDS="1")
     assert failed.returncode == 1
     assert "MongoDB:" in failed.stderr and "refused" in failed.stderr
     assert final_names(backup_dir) == [earlier.name]

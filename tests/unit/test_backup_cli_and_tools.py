@@ -103,8 +103,8 @@ def test_retention_comes_from_the_environment_and_flags_override_it(
 def test_a_run_without_a_uri_fails_and_says_so_in_the_termination_message(
         clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "termination-log"
-    clean_env.setenv("SMARTID_TERMINATION_MESSAGE_PATH", str(log))
-    assert cli.main(["backup", "run", "--dir", str(tmp_path / "b")]) == 1
+    assert cli.main(["backup", "run", "--dir", str(tmp_path / "b"),
+                     "--termination-log", str(log)]) == 1
     assert "$SMARTID_MONGO_URI is not set" in capsys.readouterr().err
     report = json.loads(log.read_text())
     assert report["result"] == "Failed" and "SMARTID_MONGO_URI" in report["reason"]

@@ -55,7 +55,9 @@ def test_the_cronjob_carries_the_spec_and_runs_the_entrypoint_safely() -> None:
     pod_spec = job_spec["template"]["spec"]
     container = pod_spec["containers"][0]
     assert container["image"] == "registry/smartid-operator:1.2"
-    assert container["args"] == ["backup", "run"]
+    # The outcome goes to the file the pod keeps as its termination message.
+    assert container["args"] == ["backup", "run",
+                                 f"--termination-log={container['terminationMessagePath']}"]
     assert "SMARTID_MONGO_URI" not in json.dumps(container["args"])
     env = {e["name"]: e for e in container["env"]}
     assert env["SMARTID_MONGO_URI"]["valueFrom"] == {
@@ -275,7 +277,8 @@ def test_a_restore_starts_once_and_ends_with_what_its_pod_reported() -> None:
     job_manifest = restore_job(_restore(drop=True), DB_SPEC, "img")
     container = job_manifest["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["backup", "restore", "latest-verified",
-                                 "--target-database=copy", "--drop"]
+                                 "--target-database=copy", "--drop",
+                                 f"--termination-log={container['terminationMessagePath']}"]
     assert container["volumeMounts"][0] == {"name": "data", "mountPath": "/backups",
                                             "readOnly": True}
     assert container["envFrom"] == [{"configMapRef": {"name": "db-settings"}}]

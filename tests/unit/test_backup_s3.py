@@ -52,7 +52,8 @@ def test_the_backup_pod_gets_the_bucket_as_env_and_the_keys_by_reference_only() 
     assert env["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "s3-keys",
                                                              "key": "AWS_SECRET_ACCESS_KEY"}}
     assert env["AWS_CA_BUNDLE"] == "/etc/smartid/s3-ca/ca.crt"
-    assert "SMARTID_BACKUP_DIR" not in env and container["args"] == ["backup", "run"]
+    assert "SMARTID_BACKUP_DIR" not in env and container["args"] == [
+        "backup", "run", "--termination-log=/dev/termination-log"]
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
     assert "data" not in volumes  # no claim
     assert volumes["s3-ca"]["configMap"] == {"name": "minio-ca",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartid_operator.manifests import child_name, labels
-from smartid_operator.manifests.pods import Container, operator_pod
+from smartid_operator.manifests.pods import TERMINATION_PATH, Container, operator_pod
 from smartid_operator.spec import DatabaseSpec, S3Spec
 
 COMPONENT = "backup"
@@ -65,6 +65,9 @@ def backup_pod_spec(instance: str, spec: DatabaseSpec, image: str, container: st
     """The pod of a backup or restore Job: the claim at /backups, or the bucket's settings
     and keys as env (``s3``, default the database's; see ``pods.operator_pod``)."""
     s3 = s3 or spec.backup.s3
+    # The outcome goes to the file the pod names as its termination message, and the command
+    # is told which: nothing in the image has to guess or look for it.
+    args = [*args, f"--termination-log={TERMINATION_PATH}"]
     if s3 is not None:
         storage = Container(name=container, args=args, claim=None, mount_path=STORAGE,
                             env=s3_env(s3), volumes=ca_volume(s3),

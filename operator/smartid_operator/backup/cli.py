@@ -46,9 +46,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNVERIFIED, EXIT_REFUSED = 0, 1, 2, 3, 4
 DIR_ENV, DB_ENV = "SMARTID_BACKUP_DIR", "SMARTID_DATABASE"
 DAYS_ENV, KEEP_ENV = "SMARTID_BACKUP_RETENTION_DAYS", "SMARTID_BACKUP_KEEP_LAST"
 GZIP_ENV, VERIFY_ENV = "SMARTID_BACKUP_GZIP", "SMARTID_BACKUP_VERIFY"
-TERMINATION_ENV = "SMARTID_TERMINATION_MESSAGE_PATH"
 DEFAULT_DIR = "/backups"
-_K8S_TERMINATION_LOG = "/dev/termination-log"
 
 
 class Terminated(BaseException):
@@ -122,6 +120,11 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--keep-last", default=None,
                        help=f"always keep this many newest dumps (default: ${KEEP_ENV}; 0 = off)")
 
+    def termination_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--termination-log", type=Path, default=None,
+                       help="also write the outcome here as compact JSON (the operator's Jobs "
+                            "name their terminationMessagePath)")
+
     dump = action("run", "dump the database, verify the dump, prune old dumps")
     dump.add_argument("--database", default=None, help=f"default: ${DB_ENV} or smartid")
     mongo_options(dump)
@@ -132,9 +135,7 @@ def add_parser(sub: Any) -> None:
                           f"(default: ${VERIFY_ENV} or true)")
     scratch_option(dump)
     retention_options(dump)
-    dump.add_argument("--termination-log", type=Path, default=None,
-                     help=f"write the outcome here as JSON (default: ${TERMINATION_ENV}, or "
-                          f"{_K8S_TERMINATION_LOG} when it exists)")
+    termination_option(dump)
 
     action("list", "list the dumps (newest last)")
 
@@ -155,9 +156,7 @@ def add_parser(sub: Any) -> None:
     rest.add_argument("--drop", action="store_true",
                       help="drop each dumped collection in the target before restoring it")
     mongo_options(rest)
-    rest.add_argument("--termination-log", type=Path, default=None,
-                      help=f"write the outcome here as JSON (default: ${TERMINATION_ENV}, or "
-                           f"{_K8S_TERMINATION_LOG} when it exists)")
+    termination_option(rest)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -246,14 +245,6 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _termination_path(args: argparse.Namespace) -> Path | None:
-    if getattr(args, "termination_log", None) is not None:
-        return Path(args.termination_log)
-    if env := os.environ.get(TERMINATION_ENV):
-        return Path(env)
-    return Path(_K8S_TERMINATION_LOG) if os.path.exists(_K8S_TERMINATION_LOG) else None
-
-
 def _run(args: argparse.Namespace) -> int:
     database = args.database or os.environ.get(DB_ENV) or "smartid"
     settings = RunSettings(
@@ -305,7 +296,7 @@ def _run(args: argparse.Namespace) -> int:
         code, reason = EXIT_FAILED, _reason(exc, uri)
     if reason:
         _fail(reason, code)
-    if path := _termination_path(args):
+    if path := args.termination_log:
         summary = None
         if storage is not None:  # status from what the storage holds now
             with contextlib.suppress(BackupError, OSError):
@@ -413,7 +404,7 @@ def _restore(args: argparse.Namespace) -> int:
                 + "; ".join(result.mismatches)
     if reason:
         _fail(reason, code)
-    if path := _termination_path(args):  # the operator's SmartIDRestore reads it
+    if path := args.termination_log:  # the operator's SmartIDRestore reads it
         try:
             path.write_text(restore_termination_message(
                 reason, refused=code == EXIT_REFUSED, dump=name,

@@ -14,6 +14,7 @@ from smartid_operator.manifests import child_name
 from smartid_operator.spec import DatabaseSpec
 
 USER = 65532  # the image's user (deploy/Dockerfile)
+TERMINATION_PATH = "/dev/termination-log"  # Kubernetes' default, named where it is relied on
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def operator_pod(instance: str, spec: DatabaseSpec, image: str, c: Container,
         container["ports"] = list(c.ports)
     if c.termination_message:
         # A crash before the outcome is written leaves the log's end instead.
-        container["terminationMessagePath"] = "/dev/termination-log"
+        container["terminationMessagePath"] = TERMINATION_PATH
         container["terminationMessagePolicy"] = "FallbackToLogsOnError"
     return {
         **extra,
