@@ -9,7 +9,7 @@ from kubernetes import client
 
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.testbed import TestBed
-from tests.cluster.helpers import GROUP, VERSION, get_db
+from tests.cluster.helpers import GROUP, VERSION, condition, get_db, job_outcome
 
 CLAIM = "backups"
 CRONJOB = "smartid-backup"
@@ -30,17 +30,18 @@ def backup_spec(**extra: Any) -> dict[str, Any]:
             **extra}
 
 
-def job_outcome(batch: client.BatchV1Api, namespace: str, name: str) -> str | None:
-    job = batch.read_namespaced_job(name, namespace)
-    for cond in job.status.conditions or []:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            return str(cond.type)
-    return None
-
-
 def backup_now(bed: TestBed, namespace: str, job: str) -> None:
     """What the README tells a person to do for a backup now."""
     bed.kubectl("create", "job", f"--from=cronjob/{CRONJOB}", job, "-n", namespace)
+
+
+def backup_job(bed: TestBed, batch: client.BatchV1Api, namespace: str, job: str,
+               timeout: float = 120) -> str:
+    """``backup_now``, and how the Job ended: ``Complete`` or ``Failed``."""
+    backup_now(bed, namespace, job)
+    outcome: str = wait_for(lambda: job_outcome(batch, namespace, job), timeout=timeout,
+                            what=f"the backup Job {job}")
+    return outcome
 
 
 def wait_backup(custom: client.CustomObjectsApi, namespace: str, what: str,
@@ -51,6 +52,13 @@ def wait_backup(custom: client.CustomObjectsApi, namespace: str, what: str,
 
     result: dict[str, Any] = wait_for(probe, timeout=timeout, what=what)
     return result
+
+
+def wait_backup_healthy(custom: client.CustomObjectsApi, namespace: str,
+                        reason: str) -> dict[str, Any]:
+    """The database once its ``BackupHealthy`` condition has ``reason``."""
+    return wait_backup(custom, namespace, f"BackupHealthy {reason}", lambda o: (
+        (condition(o, "BackupHealthy") or {}).get("reason") == reason))
 
 
 RESTORES = "smartidrestores"

@@ -19,12 +19,10 @@ import pytest
 from kubernetes import client, config
 
 from smartid_testbed import binaries
-from smartid_testbed.cluster import wait_for
-from smartid_testbed.install import install_operator, mongo_statefulset
-from smartid_testbed.kubelet import MONGO_PORT
+from smartid_testbed.install import install_operator
 from smartid_testbed.mongo_server import MongoServer
 from smartid_testbed.testbed import TestBed
-from tests.cluster.helpers import pod_ready
+from tests.cluster.helpers import new_namespace, require_ferretdb, start_mongo
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,12 +58,8 @@ def core(api_client: client.ApiClient) -> client.CoreV1Api:
 
 @pytest.fixture
 def namespace(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with new_namespace(core, f"t-{uuid.uuid4().hex[:8]}") as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="session")
@@ -103,23 +97,13 @@ def operator(testbed: TestBed, core: client.CoreV1Api) -> Operator:
 def mongo(testbed: TestBed, api_client: client.ApiClient, core: client.CoreV1Api,
           namespace: str) -> str:
     """A ready mongo StatefulSet and its URI Secret in the test's namespace; returns the URI."""
-    uri = f"mongodb://{testbed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"
-    core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="smartid-mongo"), string_data={"uri": uri}))
-    client.AppsV1Api(api_client).create_namespaced_stateful_set(namespace, mongo_statefulset())
-    wait_for(lambda: pod_ready(core, namespace, "mongo-0"), timeout=60, what="mongo-0 Ready")
-    return uri
+    return start_mongo(testbed, api_client, core, namespace)
 
 
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
     """One real wire-protocol server process (FerretDB) for engine-level tests."""
-    try:
-        binaries.find("ferretdb")
-    except binaries.BuildError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"FerretDB could not be built: {exc}")
-        pytest.skip(f"FerretDB could not be built: {exc}")
+    require_ferretdb()
     with MongoServer(tmp_path_factory.mktemp("mongo") / "data") as server:
         yield server
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from kubernetes import client
 
+from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
+from smartid_testbed.install import mongo_statefulset
+from smartid_testbed.kubelet import MONGO_PORT
 
 if TYPE_CHECKING:
     from smartid_testbed.testbed import TestBed
@@ -25,6 +31,27 @@ def database(name: str = "smartid", **spec: Any) -> dict[str, Any]:
     body.update(spec)
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SmartIDDatabase",
             "metadata": {"name": name}, "spec": body}
+
+
+@contextlib.contextmanager
+def new_namespace(core: client.CoreV1Api, name: str) -> Iterator[str]:
+    """A namespace of its own for a test or a module, deleted afterwards."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
+def start_mongo(testbed: TestBed, api_client: client.ApiClient, core: client.CoreV1Api,
+                namespace: str) -> str:
+    """A ready mongo StatefulSet and its URI Secret in ``namespace``; returns the URI."""
+    uri = f"mongodb://{testbed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"
+    core.create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="smartid-mongo"), string_data={"uri": uri}))
+    client.AppsV1Api(api_client).create_namespaced_stateful_set(namespace, mongo_statefulset())
+    wait_for(lambda: pod_ready(core, namespace, "mongo-0"), timeout=60, what="mongo-0 Ready")
+    return uri
 
 
 def create_claim(core: client.CoreV1Api, namespace: str, name: str) -> None:
@@ -63,6 +90,15 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond["type"] == type_:
             return dict(cond)
+    return None
+
+
+def job_outcome(batch: client.BatchV1Api, namespace: str, name: str) -> str | None:
+    """``Complete`` or ``Failed`` once the Job has ended, else None."""
+    job = batch.read_namespaced_job(name, namespace)
+    for cond in job.status.conditions or []:
+        if cond.type in ("Complete", "Failed") and cond.status == "True":
+            return str(cond.type)
     return None
 
 
@@ -185,3 +221,14 @@ def pod_process(testbed: TestBed, pod: str, *, contains: str) -> int:
         if wanted in environ and contains in cmdline:
             return int(entry.name)
     raise LookupError(f"no process for pod {pod} running {contains!r}")
+
+
+def require_ferretdb() -> None:
+    """Skip where FerretDB, the test bed's wire-protocol server, could not be built (on CI,
+    ``CI=true``, fail instead)."""
+    try:
+        binaries.find("ferretdb")
+    except binaries.BuildError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"FerretDB could not be built: {exc}")
+        pytest.skip(f"FerretDB could not be built: {exc}")

@@ -25,7 +25,7 @@ from smartid_operator.monitoring.alerts import AGENT_JOB, OPERATOR_JOB
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.prometheus_server import PrometheusServer
 from smartid_testbed.testbed import TestBed
-from tests.cluster.backups import backup_now, backup_spec, backups_claim, job_outcome
+from tests.cluster.backups import backup_job, backup_spec, backups_claim
 from tests.cluster.conftest import Operator
 from tests.cluster.helpers import (
     GROUP,
@@ -34,9 +34,10 @@ from tests.cluster.helpers import (
     create_claim,
     create_run,
     database,
+    new_namespace,
     pod_process,
-    pod_ready,
     scale,
+    start_mongo,
     wait_phase,
     wait_run,
 )
@@ -126,9 +127,7 @@ def story(prometheus: PrometheusServer, operator: Operator, testbed: TestBed,
         f'smartid_recovery_last_pass_timestamp_seconds{{namespace="{namespace}"}} > 0'),
         timeout=60, what="the recovery agent scraped")
 
-    backup_now(testbed, namespace, "good")
-    assert wait_for(lambda: job_outcome(batch, namespace, "good"), timeout=120,
-                    what="the first backup") == "Complete"
+    assert backup_job(testbed, batch, namespace, "good") == "Complete"
     create_run(custom, namespace, "passing")
     assert wait_run(custom, namespace, "passing", timeout=180)["phase"] == "Passed"
 
@@ -142,9 +141,7 @@ def story(prometheus: PrometheusServer, operator: Operator, testbed: TestBed,
     story.mongo_zero_scraped_at = _first_zero_scrape(prometheus, namespace,
                                                      story.scaled_down_at)
 
-    backup_now(testbed, namespace, "during-outage")
-    assert wait_for(lambda: job_outcome(batch, namespace, "during-outage"), timeout=120,
-                    what="the backup Job during the outage") == "Failed"
+    assert backup_job(testbed, batch, namespace, "during-outage") == "Failed"
     story.backup_failed_at = time.time()
     wait_for(lambda: prometheus.alerts("SmartIDBackupFailed", namespace=namespace,
                                        name="smartid", state="firing"),
@@ -181,27 +178,14 @@ def story(prometheus: PrometheusServer, operator: Operator, testbed: TestBed,
 
 @pytest.fixture(scope="module")
 def module_namespace(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"t-alerts-{os.getpid() % 10000}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with new_namespace(core, f"t-alerts-{os.getpid() % 10000}") as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="module")
 def mongo_module(testbed: TestBed, api_client: client.ApiClient, core: client.CoreV1Api,
                  module_namespace: str) -> str:
-    from smartid_testbed.install import mongo_statefulset
-    from smartid_testbed.kubelet import MONGO_PORT
-
-    namespace = module_namespace
-    uri = f"mongodb://{testbed.mongo_address(namespace, 'mongo-0')}:{MONGO_PORT}/smartid"
-    core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="smartid-mongo"), string_data={"uri": uri}))
-    client.AppsV1Api(api_client).create_namespaced_stateful_set(namespace, mongo_statefulset())
-    wait_for(lambda: pod_ready(core, namespace, "mongo-0"), timeout=60, what="mongo-0 Ready")
-    return uri
+    return start_mongo(testbed, api_client, core, module_namespace)
 
 
 # -- the tests ------------------------------------------------------------------------------------

@@ -20,11 +20,12 @@ from tests.cluster.backups import (
     CLAIM,
     CRONJOB,
     RESTORES,
+    backup_job,
     backup_now,
     backup_spec,
     backups_claim,
-    job_outcome,
     wait_backup,
+    wait_backup_healthy,
     wait_restore,
 )
 from tests.cluster.conftest import Operator
@@ -80,7 +81,8 @@ def test_the_cronjob_is_declared_and_a_job_made_from_it_leaves_a_verified_dump(
     container = pod["containers"][0]
     operator_pod = core.read_namespaced_pod(operator.pod, operator.namespace)
     assert container["image"] == operator_pod.spec.containers[0].image
-    assert container["args"] == ["backup", "run"]
+    assert container["args"] == ["backup", "run",
+                                 f"--termination-log={container['terminationMessagePath']}"]
     assert {"name": "SMARTID_MONGO_URI", "valueFrom": {"secretKeyRef": {
         "name": "smartid-mongo", "key": "uri"}}} in container["env"]
     assert container["envFrom"] == [{"configMapRef": {"name": "smartid-settings"}}]
@@ -92,9 +94,7 @@ def test_the_cronjob_is_declared_and_a_job_made_from_it_leaves_a_verified_dump(
     settings = core.read_namespaced_config_map("smartid-settings", namespace).data
     assert settings["SMARTID_BACKUP_KEEP_LAST"] == "2"
 
-    backup_now(testbed, namespace, "backup-now")
-    assert wait_for(lambda: job_outcome(batch, namespace, "backup-now"), timeout=90,
-                    what="the backup Job") == "Complete", \
+    assert backup_job(testbed, batch, namespace, "backup-now", timeout=90) == "Complete", \
         testbed.pod_logs(namespace, "backup-now")
     root = testbed.claim_path(namespace, CLAIM)
     dumps = scan(root).dumps
@@ -164,24 +164,19 @@ def test_mongo_down_during_a_backup_fails_the_job_and_backup_healthy_says_why(
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                            database(backup=backup_spec()))
     wait_phase(custom, namespace, "Ready", timeout=90)
-    backup_now(testbed, namespace, "good")
-    assert wait_for(lambda: job_outcome(batch, namespace, "good"), timeout=90,
-                    what="the first backup") == "Complete"
+    assert backup_job(testbed, batch, namespace, "good", timeout=90) == "Complete"
     root = testbed.claim_path(namespace, CLAIM)
     before = visible(root)
     assert len(before) == 1
 
     scale(apps, namespace, "mongo", 0)
     wait_phase(custom, namespace, "Degraded", timeout=30)
-    backup_now(testbed, namespace, "during-outage")
-    assert wait_for(lambda: job_outcome(batch, namespace, "during-outage"), timeout=90,
-                    what="the backup Job during the outage") == "Failed"
+    assert backup_job(testbed, batch, namespace, "during-outage", timeout=90) == "Failed"
     # Nothing half-written under a final name, and no temporary left behind either.
     assert visible(root) == before
     assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")] == []
 
-    obj = wait_backup(custom, namespace, "BackupHealthy False", lambda o: (
-        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    obj = wait_backup_healthy(custom, namespace, "LastBackupFailed")
     healthy = condition(obj, "BackupHealthy")
     failure = obj["status"]["backup"]["lastFailure"]
     assert failure["job"] == "during-outage" and failure["reason"], failure
@@ -196,9 +191,7 @@ def test_mongo_down_during_a_backup_fails_the_job_and_backup_healthy_says_why(
     # Mongo back, a backup succeeds: healthy again.
     scale(apps, namespace, "mongo", 1)
     wait_phase(custom, namespace, "Ready", timeout=90)
-    backup_now(testbed, namespace, "after-outage")
-    assert wait_for(lambda: job_outcome(batch, namespace, "after-outage"), timeout=90,
-                    what="the backup after the outage") == "Complete"
+    assert backup_job(testbed, batch, namespace, "after-outage", timeout=90) == "Complete"
     wait_backup(custom, namespace, "BackupHealthy True", lambda o: (
         (condition(o, "BackupHealthy") or {}).get("status") == "True"))
     assert_no_exceptions(operator)
@@ -214,8 +207,7 @@ def test_a_missing_secret_is_named_in_status_and_switching_off_removes_the_cronj
     wait_backup(custom, namespace, "BackupScheduled True", lambda o: (
         (condition(o, "BackupScheduled") or {}).get("status") == "True"))
     backup_now(testbed, namespace, "no-secret")
-    obj = wait_backup(custom, namespace, "BackupHealthy JobCannotStart", lambda o: (
-        (condition(o, "BackupHealthy") or {}).get("reason") == "JobCannotStart"))
+    obj = wait_backup_healthy(custom, namespace, "JobCannotStart")
     message = condition(obj, "BackupHealthy")["message"]
     assert "no-secret" in message and 'secret "smartid-mongo" not found' in message, message
     assert obj["status"]["backup"]["active"][0] == {
@@ -262,9 +254,7 @@ def test_a_restore_resource_restores_a_named_dump_and_refuses_a_non_empty_target
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                            database(backup=backup_spec()))
     wait_phase(custom, namespace, "Ready", timeout=90)
-    backup_now(testbed, namespace, "b1")
-    assert wait_for(lambda: job_outcome(batch, namespace, "b1"), timeout=90,
-                    what="the backup") == "Complete"
+    assert backup_job(testbed, batch, namespace, "b1", timeout=90) == "Complete"
     root = testbed.claim_path(namespace, CLAIM)
     dump = scan(root).dumps[0]
     files_before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))

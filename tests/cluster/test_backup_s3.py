@@ -35,9 +35,10 @@ from smartid_testbed.testbed import TestBed
 from tests.cluster.backups import (
     CRONJOB,
     RESTORES,
+    backup_job,
     backup_now,
-    job_outcome,
     wait_backup,
+    wait_backup_healthy,
     wait_restore,
 )
 from tests.cluster.conftest import Operator
@@ -49,6 +50,7 @@ from tests.cluster.helpers import (
     condition,
     database,
     get_db,
+    job_outcome,
     pod_ready,
     scale,
 )
@@ -268,7 +270,8 @@ def test_a_job_from_the_cronjob_puts_a_verified_dump_in_the_bucket(
         batch.read_namespaced_cron_job(CRONJOB, namespace))
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["args"] == ["backup", "run"]  # nothing secret on the command line
+    # Nothing secret on the command line.
+    assert container["args"] == ["backup", "run", "--termination-log=/dev/termination-log"]
     env = {e["name"]: e for e in container["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {"secretKeyRef": {
         "name": "s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"}}
@@ -276,9 +279,8 @@ def test_a_job_from_the_cronjob_puts_a_verified_dump_in_the_bucket(
     assert env["AWS_ENDPOINT_URL"]["value"] == s3.endpoint
     assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
 
-    backup_now(testbed, namespace, "to-s3")
-    assert wait_for(lambda: job_outcome(batch, namespace, "to-s3"), timeout=120,
-                    what="the backup Job") == "Complete", testbed.pod_logs(namespace, "to-s3")
+    assert backup_job(testbed, batch, namespace, "to-s3") == "Complete", \
+        testbed.pod_logs(namespace, "to-s3")
     dumps = storage(s3, namespace).scan().dumps
     assert len(dumps) == 1 and dumps[0].verified is True
     assert dumps[0].counts["parsed_segments"] == 120
@@ -319,11 +321,8 @@ def test_an_https_endpoint_with_a_private_ca_is_trusted_through_the_ca_bundle(
                                            database(backup=spec))
     wait_phase(custom, namespace, "Ready", timeout=90)
     # Without the CA the certificate is refused, and status says so.
-    backup_now(testbed, namespace, "untrusted")
-    assert wait_for(lambda: job_outcome(batch, namespace, "untrusted"), timeout=120,
-                    what="the backup Job") == "Failed"
-    obj = wait_backup(custom, namespace, "LastBackupFailed", lambda o: (
-        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    assert backup_job(testbed, batch, namespace, "untrusted") == "Failed"
+    obj = wait_backup_healthy(custom, namespace, "LastBackupFailed")
     assert "CERTIFICATE_VERIFY_FAILED" in obj["status"]["backup"]["lastFailure"]["reason"]
 
     core.create_namespaced_config_map(namespace, client.V1ConfigMap(
@@ -333,9 +332,8 @@ def test_an_https_endpoint_with_a_private_ca_is_trusted_through_the_ca_bundle(
             "configMapKeyRef": {"name": "s3-ca"}}}}}}})
     wait_backup(custom, namespace, "generation 2", lambda o: (
         o["status"].get("observedGeneration") == 2))
-    backup_now(testbed, namespace, "trusted")
-    assert wait_for(lambda: job_outcome(batch, namespace, "trusted"), timeout=120,
-                    what="the backup Job") == "Complete", testbed.pod_logs(namespace, "trusted")
+    assert backup_job(testbed, batch, namespace, "trusted") == "Complete", \
+        testbed.pod_logs(namespace, "trusted")
     dumps = storage(s3, namespace).scan().dumps
     assert len(dumps) == 1 and dumps[0].verified is True
     assert_no_exceptions(operator)
@@ -352,11 +350,8 @@ def test_wrong_credentials_and_a_missing_bucket_fail_the_job_and_status_says_why
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                            database(backup=s3_backup_spec(s3, namespace)))
     wait_phase(custom, namespace, "Ready", timeout=90)
-    backup_now(testbed, namespace, "wrong-keys")
-    assert wait_for(lambda: job_outcome(batch, namespace, "wrong-keys"), timeout=120,
-                    what="the backup Job") == "Failed"
-    obj = wait_backup(custom, namespace, "LastBackupFailed", lambda o: (
-        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    assert backup_job(testbed, batch, namespace, "wrong-keys") == "Failed"
+    obj = wait_backup_healthy(custom, namespace, "LastBackupFailed")
     reason = obj["status"]["backup"]["lastFailure"]["reason"]
     assert "refused the credentials" in reason and "s3-credentials" in reason, reason
     no_secret_anywhere(wrong, testbed, core, namespace, operator, obj, "wrong-keys")
@@ -366,9 +361,7 @@ def test_wrong_credentials_and_a_missing_bucket_fail_the_job_and_status_says_why
         "spec": {"backup": {"storage": {"s3": {"bucket": "no-such-bucket"}}}}})
     wait_backup(custom, namespace, "generation 2", lambda o: (
         o["status"].get("observedGeneration") == 2))
-    backup_now(testbed, namespace, "no-bucket")
-    assert wait_for(lambda: job_outcome(batch, namespace, "no-bucket"), timeout=120,
-                    what="the backup Job") == "Failed"
+    assert backup_job(testbed, batch, namespace, "no-bucket") == "Failed"
     obj = wait_backup(custom, namespace, "the missing bucket named", lambda o: (
         o["status"]["backup"].get("lastFailure", {}).get("job") == "no-bucket"))
     reason = obj["status"]["backup"]["lastFailure"]["reason"]
@@ -389,9 +382,8 @@ def test_credentials_that_cannot_delete_leave_retention_unapplied_not_the_backup
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, database(
         backup=s3_backup_spec(s3, namespace, bucket=LOCKED)))
     wait_phase(custom, namespace, "Ready", timeout=90)
-    backup_now(testbed, namespace, "locked")
-    assert wait_for(lambda: job_outcome(batch, namespace, "locked"), timeout=120,
-                    what="the backup Job") == "Complete", testbed.pod_logs(namespace, "locked")
+    assert backup_job(testbed, batch, namespace, "locked") == "Complete", \
+        testbed.pod_logs(namespace, "locked")
     names = [m.name for m in storage(s3, namespace, LOCKED).scan().dumps]
     assert len(names) == 2 and names[0] == old.name  # nothing could be deleted
     obj = wait_backup(custom, namespace, "status.backup.retention", lambda o: (
@@ -427,15 +419,12 @@ def test_the_s3_server_killed_mid_upload_leaves_no_dump_and_the_next_run_succeed
     finally:
         s3.start()
     assert storage(s3, namespace).scan().dumps == []  # objects maybe, a dump no
-    obj = wait_backup(custom, namespace, "LastBackupFailed", lambda o: (
-        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    obj = wait_backup_healthy(custom, namespace, "LastBackupFailed")
     reason = obj["status"]["backup"]["lastFailure"]["reason"]
     assert "S3" in reason and s3.endpoint in reason, reason
 
-    backup_now(testbed, namespace, "after-cut")
-    assert wait_for(lambda: job_outcome(batch, namespace, "after-cut"), timeout=240,
-                    what="the next backup") == "Complete", testbed.pod_logs(namespace,
-                                                                            "after-cut")
+    assert backup_job(testbed, batch, namespace, "after-cut", timeout=240) == "Complete", \
+        testbed.pod_logs(namespace, "after-cut")
     dumps = storage(s3, namespace).scan().dumps
     assert len(dumps) == 1 and dumps[0].verified is True and dumps[0].counts["blobs"] == 400
     assert_no_exceptions(operator)
@@ -501,9 +490,8 @@ def test_the_s3_sample_backs_up_into_the_bucket(
     wait_backup(custom, namespace, "BackupScheduled True", lambda o: (
         (condition(o, "BackupScheduled") or {}).get("status") == "True"))
     batch = client.BatchV1Api(api_client)
-    backup_now(testbed, namespace, "sample")
-    assert wait_for(lambda: job_outcome(batch, namespace, "sample"), timeout=120,
-                    what="the backup Job") == "Complete", testbed.pod_logs(namespace, "sample")
+    assert backup_job(testbed, batch, namespace, "sample") == "Complete", \
+        testbed.pod_logs(namespace, "sample")
     dumps = storage(s3, f"sample/{namespace}").scan().dumps
     assert len(dumps) == 1 and dumps[0].verified is True
     assert_no_exceptions(operator)
@@ -523,18 +511,13 @@ def test_mongo_down_during_a_backup_to_s3_fails_the_job_and_publishes_nothing(
     wait_phase(custom, namespace, "Ready", timeout=90)
     scale(apps, namespace, "mongo", 0)
     wait_phase(custom, namespace, "Degraded", timeout=60)
-    backup_now(testbed, namespace, "mongo-down")
-    assert wait_for(lambda: job_outcome(batch, namespace, "mongo-down"), timeout=120,
-                    what="the backup Job") == "Failed"
+    assert backup_job(testbed, batch, namespace, "mongo-down") == "Failed"
     assert storage(s3, namespace).scan() == Scan([], [], [])  # not even a partial
-    obj = wait_backup(custom, namespace, "LastBackupFailed", lambda o: (
-        (condition(o, "BackupHealthy") or {}).get("reason") == "LastBackupFailed"))
+    obj = wait_backup_healthy(custom, namespace, "LastBackupFailed")
     assert "MongoDB" in obj["status"]["backup"]["lastFailure"]["reason"]
     scale(apps, namespace, "mongo", 1)
     wait_phase(custom, namespace, "Ready", timeout=90)
-    backup_now(testbed, namespace, "mongo-back")
-    assert wait_for(lambda: job_outcome(batch, namespace, "mongo-back"), timeout=120,
-                    what="the backup Job") == "Complete"
+    assert backup_job(testbed, batch, namespace, "mongo-back") == "Complete"
     assert len(storage(s3, namespace).scan().dumps) == 1
     assert_no_exceptions(operator)
 

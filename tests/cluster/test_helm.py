@@ -26,7 +26,7 @@ from smartid_testbed.install import apply, render
 from smartid_testbed.kubelet import MONGO_PORT
 from smartid_testbed.processes import free_port
 from smartid_testbed.testbed import TestBed
-from tests.cluster.backups import backup_now, job_outcome
+from tests.cluster.backups import backup_job
 from tests.cluster.helm import CHART, Helm, HelmError, built_helm
 from tests.cluster.helpers import create_run, get_db, wait_phase, wait_run
 
@@ -156,9 +156,7 @@ def test_uninstall_leaves_the_crds_the_database_its_data_and_backups(
         core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
     ns = release.namespace
     batch = client.BatchV1Api(api_client)
-    backup_now(testbed, ns, "before-uninstall")
-    assert wait_for(lambda: job_outcome(batch, ns, "before-uninstall"), timeout=120,
-                    what="the backup Job") == "Complete", \
+    assert backup_job(testbed, batch, ns, "before-uninstall") == "Complete", \
         testbed.pod_logs(ns, "before-uninstall")
     root = testbed.claim_path(ns, "smartid-backups")
     dumps = [d.name for d in scan(root).dumps]

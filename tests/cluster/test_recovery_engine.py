@@ -35,10 +35,10 @@ from smartid_operator.recovery.engine.agent import Agent, AgentConfig
 from smartid_operator.recovery.engine.report import PassReport
 from smartid_operator.recovery.engine.writer import RecordingWriter
 from smartid_operator.schema.engine import Engine
-from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.mongo_server import MongoServer
 from smartid_testbed.processes import free_port
+from tests.cluster.helpers import require_ferretdb
 
 Db = Database[dict[str, Any]]
 
@@ -46,12 +46,7 @@ Db = Database[dict[str, Any]]
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[MongoServer]:
     """A server of the test's own, so the test can stop it (a real outage) and restart it."""
-    try:
-        binaries.find("ferretdb")
-    except binaries.BuildError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"FerretDB could not be built: {exc}")
-        pytest.skip(f"FerretDB could not be built: {exc}")
+    require_ferretdb()
     srv = MongoServer(tmp_path / "mongo").start()
     try:
         yield srv

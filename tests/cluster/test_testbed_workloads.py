@@ -16,6 +16,7 @@ from smartid_testbed import binaries
 from smartid_testbed.cluster import wait_for
 from smartid_testbed.kubelet import NODE_NAME, VOLUMES_ENV
 from smartid_testbed.testbed import TestBed
+from tests.cluster.helpers import job_outcome
 
 OPERATOR_IMAGE = "smartid-operator:dev"
 EXIT_WITH_SECRET = "import os, sys; print('exit', os.environ['EXIT_CODE']); " \
@@ -33,14 +34,6 @@ def job_manifest(name: str, command: list[str], env: list[dict] | None = None,
     }
 
 
-def job_condition(batch: client.BatchV1Api, namespace: str, name: str) -> str | None:
-    job = batch.read_namespaced_job(name, namespace)
-    for cond in job.status.conditions or []:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            return str(cond.type)
-    return None
-
-
 @pytest.mark.parametrize(("code", "outcome"), [("0", "Complete"), ("1", "Failed")])
 def test_job_of_operator_image_ends_by_exit_code(
         testbed: TestBed, api_client: client.ApiClient, core: client.CoreV1Api, namespace: str,
@@ -52,7 +45,7 @@ def test_job_of_operator_image_ends_by_exit_code(
             "valueFrom": {"secretKeyRef": {"name": "exit", "key": "code"}}}]
     batch.create_namespaced_job(namespace, job_manifest(
         "exit", ["python", "-c", EXIT_WITH_SECRET], env))
-    assert wait_for(lambda: job_condition(batch, namespace, "exit"), timeout=60,
+    assert wait_for(lambda: job_outcome(batch, namespace, "exit"), timeout=60,
                     what=f"Job {outcome}") == outcome
     pods = core.list_namespaced_pod(namespace, label_selector="job-name=exit").items
     assert len(pods) == 1
@@ -90,7 +83,7 @@ def test_cronjob_spawns_job_on_schedule(
         for job in batch.list_namespaced_job(namespace).items:
             owners = job.metadata.owner_references or []
             if any(o.kind == "CronJob" and o.name == "tick" for o in owners) and \
-                    job_condition(batch, namespace, job.metadata.name) == "Complete":
+                    job_outcome(batch, namespace, job.metadata.name) == "Complete":
                 return str(job.metadata.name)
         return None
 
@@ -175,7 +168,7 @@ def test_jobs_share_files_through_a_claim_with_the_test(
         open("/data/out/result.txt", "w").write(text.upper())
         sys.exit(0 if text == "from the test" else 3)
     """, mount))
-    assert wait_for(lambda: job_condition(batch, namespace, "writer"), timeout=60,
+    assert wait_for(lambda: job_outcome(batch, namespace, "writer"), timeout=60,
                     what="writer Job") == "Complete", testbed.pod_logs(namespace, "writer")
     assert (host / "out" / "result.txt").read_text() == "FROM THE TEST"
 
@@ -192,9 +185,9 @@ def test_jobs_share_files_through_a_claim_with_the_test(
         "reader", check.format(name="result.txt"), sub))
     batch.create_namespaced_job(namespace, python_job(
         "missing", check.format(name="absent.txt"), sub))
-    assert wait_for(lambda: job_condition(batch, namespace, "reader"), timeout=60,
+    assert wait_for(lambda: job_outcome(batch, namespace, "reader"), timeout=60,
                     what="reader Job") == "Complete"
-    assert wait_for(lambda: job_condition(batch, namespace, "missing"), timeout=60,
+    assert wait_for(lambda: job_outcome(batch, namespace, "missing"), timeout=60,
                     what="missing Job") == "Failed"
 
 
@@ -307,7 +300,7 @@ def test_pod_with_empty_dir_on_tmp_still_acts_as_its_service_account(
                        volumes=[{"name": "tmp", "emptyDir": {}}],
                        mounts=[{"name": "tmp", "mountPath": "/tmp"}])
     batch.create_namespaced_job(namespace, job)
-    assert wait_for(lambda: job_condition(batch, namespace, "as-sa"), timeout=60,
+    assert wait_for(lambda: job_outcome(batch, namespace, "as-sa"), timeout=60,
                     what="as-sa Job") == "Complete", testbed.pod_logs(namespace, "as-sa")
 
 
@@ -380,7 +373,7 @@ def test_termination_message_reaches_the_pod_status(
     if "/var/msg" in program:
         container["terminationMessagePath"] = "/var/msg"
     batch.create_namespaced_job(namespace, job)
-    wait_for(lambda: job_condition(batch, namespace, "msg"), timeout=60, what="Job finished")
+    wait_for(lambda: job_outcome(batch, namespace, "msg"), timeout=60, what="Job finished")
     pod = core.list_namespaced_pod(namespace, label_selector="job-name=msg").items[0]
     terminated = pod.status.container_statuses[0].state.terminated
     assert (terminated.exit_code, terminated.message) == (code, message), \

@@ -61,7 +61,8 @@ def test_each_engine_restores_the_others_dump(api: client.ApiClient) -> None:
     suffix = str(int(time.time()))
     for dump_engine, verify_engine in (("builtin", "tools"), ("tools", "builtin")):
         made = run_job(batch, core, f"kind-dump-{dump_engine}-{suffix}",
-                       ["backup", "run", f"--engine={dump_engine}", "--no-verify"])
+                       ["backup", "run", f"--engine={dump_engine}", "--no-verify",
+                        "--termination-log=/dev/termination-log"])
         assert made.get("result") == "Succeeded", made
         # Exit 0 only when the restored counts and content hashes equal the source's (3 when
         # they differ): run_job fails the test, with the log, on anything but success.

@@ -118,38 +118,45 @@ def read_lines(path: Path, *, start: int = 0, first_line: int = 1,
             number += 1
 
 
-def writer_alive(path: Path) -> bool | None:
-    """Is a writer holding this open spool file? None if the file is gone."""
+@contextlib.contextmanager
+def _writer_lock(path: Path) -> Iterator[bool | None]:
+    """The writer's lock on an open spool file, if no writer holds it: True while we hold
+    it, False if a writer does, None if the file is gone."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        yield None
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
     finally:
         os.close(fd)  # also drops the lock if we took it
-    return False
+
+
+def writer_alive(path: Path) -> bool | None:
+    """Is a writer holding this open spool file? None if the file is gone."""
+    with _writer_lock(path) as taken:
+        return None if taken is None else not taken
 
 
 def seal_orphan(path: Path) -> Path | None:
     """Seal the open file of a writer that died; None if a writer holds it or it is gone."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with _writer_lock(path) as taken:
+        if not taken:
+            return None
         sealed = path.with_name(path.name.removesuffix(contract.OPEN_SUFFIX)
                                 + contract.SEALED_SUFFIX)
-        os.rename(path, sealed)
+        try:
+            os.rename(path, sealed)
+        except FileNotFoundError:  # sealed by another pass meanwhile
+            return None
         contract.fsync_dir(path.parent)
         return sealed
-    except (BlockingIOError, FileNotFoundError):
-        return None
-    finally:
-        os.close(fd)
 
 
 def retire(path: Path, *, rejected: bool, storage: Path) -> tuple[bool, Path | None]:
