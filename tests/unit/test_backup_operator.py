@@ -264,9 +264,9 @@ REFUSED = json.dumps({"result": "Failed", "reason": "target database 'copy' is n
 
 
 def test_a_restore_starts_once_and_ends_with_what_its_pod_reported() -> None:
+    from smartid_operator.backup.children import restore_job
     from smartid_operator.backup.jobs import JobState, pod_state
     from smartid_operator.backup.restores import decide
-    from smartid_operator.manifests.restore import restore_job
 
     now = T0
     d = decide(_restore(), None, None, None, job_gone=False, now=now)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from smartid_operator.backup import observe
-from smartid_operator.backup.children import backup_cronjob
+from smartid_operator.backup.children import backup_cronjob, restore_job
 from smartid_operator.backup.engine.manifest import Manifest
 from smartid_operator.backup.engine.prune import prune
 from smartid_operator.backup.engine.retention import Policy
@@ -19,7 +19,6 @@ from smartid_operator.backup.engine.s3 import S3Config, config_from_env, parse_u
 from smartid_operator.backup.engine.storage import DeleteDenied, Partial, Scan, StorageError
 from smartid_operator.backup.engine.summary import termination_message
 from smartid_operator.backup.jobs import BackupMemory
-from smartid_operator.manifests.restore import restore_job
 from smartid_operator.spec import parse
 from tests.unit.backup_fakes import NOW, at, job, pod, view
 from tests.unit.backup_fakes import manifest as make_manifest

@@ -1,4 +1,5 @@
-"""The backup CronJob: one per SmartIDDatabase with backups enabled.
+"""The backup CronJob (one per SmartIDDatabase with backups enabled) and a SmartIDRestore's Job:
+pure builders.
 
 Kubernetes schedules (time zone, missed runs, suspension, no overlap); each run is a Job of the
 operator's own image running ``smartid-operator backup run`` against the backup claim at
@@ -10,11 +11,12 @@ container's termination message, where the operator reads it from the Pod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from smartid_operator.manifests import child_name, labels
+from smartid_operator.manifests import child_name, labels, owner_reference
 from smartid_operator.manifests.pods import TERMINATION_PATH, Container, operator_pod
-from smartid_operator.spec import DatabaseSpec, S3Spec
+from smartid_operator.spec import DatabaseSpec, RestoreSpec, S3Spec, parse_restore
 
 COMPONENT = "backup"
 STORAGE = "/backups"
@@ -126,4 +128,46 @@ def backup_cronjob(instance: str, namespace: str, spec: DatabaseSpec,
         "metadata": {"name": cronjob_name(instance), "namespace": namespace,
                      "labels": selector},
         "spec": cron,
+    }
+
+
+# -- a SmartIDRestore's Job ------------------------------------------------------------------
+
+RESTORE_COMPONENT = "restore"
+RESTORE_LABEL = "smartid.io/restore"
+KIND, PLURAL = "SmartIDRestore", "smartidrestores"
+
+
+def job_name(restore: str) -> str:
+    return f"{restore}-restore"
+
+
+def restore_args(spec: RestoreSpec) -> list[str]:
+    args = ["backup", "restore", spec.dump, f"--target-database={spec.target_database}"]
+    return [*args, "--drop"] if spec.drop else args
+
+
+def restore_job(restore: Mapping[str, Any], database: DatabaseSpec, image: str) -> dict[str, Any]:
+    """``smartid-operator backup restore`` in the operator's image, the database's backup
+    claim at /backups read-only (a restore can never touch the dumps) or a bucket
+    (``spec.source.s3``, else the database's own), the URI from the database's Secret; owned
+    by the SmartIDRestore."""
+    meta, spec = restore["metadata"], parse_restore(restore["spec"])
+    selector = {**labels(spec.database, RESTORE_COMPONENT), RESTORE_LABEL: meta["name"]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(meta["name"]), "namespace": meta["namespace"], "labels": selector,
+            "ownerReferences": [owner_reference(restore)]},
+        "spec": {
+            # One attempt: a half-done restore is not retried into a target it just filled.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": database.backup.active_deadline_seconds,
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": backup_pod_spec(spec.database, database, image, "restore",
+                                        restore_args(spec), read_only=True, s3=spec.source_s3),
+            },
+        },
     }

@@ -10,11 +10,11 @@ from typing import Any
 from smartid_operator import GROUP, VERSION
 from smartid_operator.backup import metrics
 from smartid_operator.backup.children import COMPONENT, backup_cronjob, cronjob_name
+from smartid_operator.backup.children import PLURAL as RESTORE_PLURAL
 from smartid_operator.backup.jobs import BackupMemory
 from smartid_operator.backup.observe import BACKUP_HEALTHY, BACKUP_SCHEDULED, observe
 from smartid_operator.backup.restores import Restores
 from smartid_operator.manifests import instance_of
-from smartid_operator.manifests.restore import PLURAL as RESTORE_PLURAL
 from smartid_operator.promise import Body, Child, Event, Key, Look, Operator, Promise, View, Watch
 from smartid_operator.spec import DatabaseSpec
 

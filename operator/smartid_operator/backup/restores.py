@@ -15,6 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartid_operator.backup.children import (
+    KIND,
+    PLURAL,
+    RESTORE_COMPONENT,
+    RESTORE_LABEL,
+    job_name,
+    restore_job,
+)
 from smartid_operator.backup.jobs import (
     FAILED,
     STUCK,
@@ -27,14 +35,6 @@ from smartid_operator.backup.jobs import (
 from smartid_operator.clock import iso, utcnow
 from smartid_operator.errors import ConfigError, KubeError
 from smartid_operator.manifests import COMPONENT_LABEL
-from smartid_operator.manifests.restore import (
-    COMPONENT,
-    KIND,
-    PLURAL,
-    RESTORE_LABEL,
-    job_name,
-    restore_job,
-)
 from smartid_operator.promise import Operator
 from smartid_operator.spec import DatabaseSpec, RestoreSpec, parse, parse_restore
 
@@ -245,7 +245,7 @@ class Restores:
 def _restore_key(body: Mapping[str, Any]) -> Key | None:
     meta = body["metadata"]
     labels = meta.get("labels") or {}
-    if labels.get(COMPONENT_LABEL) != COMPONENT or not labels.get(RESTORE_LABEL):
+    if labels.get(COMPONENT_LABEL) != RESTORE_COMPONENT or not labels.get(RESTORE_LABEL):
         return None
     return meta["namespace"], labels[RESTORE_LABEL]
 
