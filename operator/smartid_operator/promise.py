@@ -60,6 +60,7 @@ class Look:
     """What one reconcile pass hands every promise."""
 
     key: Key
+    uid: str  # the database object's: a name deleted and created again is a new one
     spec: DatabaseSpec
     previous: Mapping[str, Any]  # the whole status as this worker last wrote it
     memory: Any  # the promise's own, per database (``Promise.memory``)

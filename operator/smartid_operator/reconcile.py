@@ -160,8 +160,9 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], current: Mapping[str,
         observations.append(reach)
         for promise in ctx.promises:
             view = await promise.observe(Look(
-                key=(namespace, name), spec=spec, previous=current, memory=memory(promise),
-                handle=handle if reach.ok else None, resources=resources, now=moment,
+                key=(namespace, name), uid=str(meta.get("uid", "")), spec=spec,
+                previous=current, memory=memory(promise), handle=handle if reach.ok else None,
+                resources=resources, now=moment,
                 owner=f"{ctx.owner}/{namespace}/{name}", in_blocking_pool=ctx.in_blocking_pool))
             if view is None:  # switched off: a capability leaves no condition behind
                 old_conditions = [c for c in old_conditions

@@ -6,16 +6,19 @@ leaves nothing behind. (The four real promises are the same kind of object.)"""
 from __future__ import annotations
 
 import asyncio
+import datetime
 from typing import Any
 
 import pytest
 
 from smartid_operator import mongo, promises
 from smartid_operator import reconcile as reconcile_module
+from smartid_operator.chaos.promise import PROMISE as CHAOS
+from smartid_operator.chaos.promise import ChaosMemory
 from smartid_operator.promise import Event, Look, Promise, View
 from smartid_operator.reconcile import Children, Context, Result, reconcile
-from smartid_operator.spec import DatabaseSpec
-from smartid_operator.status import MONGO_REACHABLE, Observation
+from smartid_operator.spec import DatabaseSpec, parse
+from smartid_operator.status import MONGO_REACHABLE, RESOURCES_READY, Observation
 from tests.unit.worker_fakes import FakeKube, db_body, inline
 
 
@@ -101,3 +104,21 @@ def test_ready_waits_for_what_it_requires_and_off_it_leaves_nothing(
     off = run(Fifth(None), FakeKube(), current=before.status)
     assert "fifth" not in off.status
     assert "FifthReady" not in by_type(off)
+
+
+def test_an_outage_report_for_a_deleted_database_does_not_reach_its_successor() -> None:
+    """Promise memories outlive a database deleted and created again under its name (the
+    backup Jobs' do on purpose); a run's outcome belongs to the object it tested."""
+    memory = ChaosMemory(last={"result": "Passed", "run": "r1"}, uid="old-uid",
+                         verdict=Observation("OutageTestPassed", True, "Passed", "0 lost"))
+
+    def look(uid: str) -> Look:
+        return Look(key=("ns", "db"), uid=uid, spec=parse(db_body()["spec"]), previous={},
+                    memory=memory, handle=None, now=datetime.datetime.now(datetime.UTC),
+                    resources=Observation(RESOURCES_READY, True, "Applied", "ok"),
+                    owner="test", in_blocking_pool=inline)
+
+    same = asyncio.run(CHAOS.observe(look("old-uid")))
+    assert same.section == {"result": "Passed", "run": "r1"} and same.observations
+    successor = asyncio.run(CHAOS.observe(look("new-uid")))
+    assert successor.section is None and successor.observations == []

@@ -27,6 +27,7 @@ class ChaosMemory:
 
     last: dict[str, Any] | None = None
     verdict: Observation | None = None
+    uid: str = ""  # of the database it was reported for
 
 
 class Chaos(Promise):
@@ -43,6 +44,8 @@ class Chaos(Promise):
 
     async def observe(self, look: Look) -> View:
         memory: ChaosMemory = look.memory
+        if memory.uid != look.uid:  # reported for an object of the same name since deleted
+            return View(section=look.previous.get(self.section))
         last = memory.last if memory.last is not None else look.previous.get(self.section)
         return View(section=last, observations=[memory.verdict] if memory.verdict else [])
 
@@ -60,9 +63,13 @@ class Chaos(Promise):
         from smartid_operator.chaos.manager import Manager
 
         def report(key: Key, last: dict[str, Any], verdict: Observation | None) -> None:
-            if operator.database(key) is None:
+            database = operator.database(key)
+            if database is None:
                 return
             memory: ChaosMemory = operator.memory(self, key)
+            uid = str(database["metadata"].get("uid", ""))
+            if memory.uid != uid:
+                memory.last, memory.verdict, memory.uid = None, None, uid
             memory.last = dict(last)
             if verdict is not None:
                 memory.verdict = verdict
