@@ -204,6 +204,18 @@ def test_a_first_run_is_awaited_then_overdue_from_the_cronjob_creation() -> None
     assert view(memory, 49 * 60 + 1).healthy.reason == "BackupOverdue"
 
 
+def test_a_first_job_whose_pod_reported_before_the_job_completed_is_not_no_run() -> None:
+    """The pod's report (what the storage holds, retention) can arrive a pass before the Job's
+    completion: the condition then names the running Job rather than saying nothing ran."""
+    memory = BackupMemory()
+    memory.job_event("ADDED", job("b1", None))
+    memory.pod_event(pod("b1", exit_code=0, message=OK))
+    v = view(memory, 2)
+    assert v.section["dumps"] == 2  # what the report says of the storage, shown already
+    assert (v.healthy.ok, v.healthy.reason) == (True, "AwaitingFirstRun")
+    assert v.healthy.message == "no backup has completed yet; backup Job b1 is running"
+
+
 def test_suspended_and_not_applied() -> None:
     suspended = BackupSpec(enabled=True, schedule="0 2 * * *", claim="b", suspend=True)
     v = view(BackupMemory(), 10 * 24 * 60, suspended, previous={"lastSuccessfulTime": at(0)})

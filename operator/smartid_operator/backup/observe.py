@@ -264,6 +264,10 @@ def _healthy(spec: BackupSpec, section: Mapping[str, Any], stuck: tuple[str, str
         detail = f": {_dump_line(dump)}" if dump else ""
         return Observation(BACKUP_HEALTHY, True, "LastBackupSucceeded",
                            f"the last backup succeeded at {iso(success_time)}{detail}")
+    running = ", ".join(entry["job"] for entry in section.get("active") or [])
+    if running:  # its pod may have reported already: the Job's completion is what counts
+        return Observation(BACKUP_HEALTHY, True, "AwaitingFirstRun",
+                           f"no backup has completed yet; backup Job {running} is running")
     return Observation(BACKUP_HEALTHY, True, "AwaitingFirstRun",
                        "no backup has run yet"
                        + (f"; the first is due at {section['nextScheduleTime']}"
